@@ -1,0 +1,567 @@
+/*
+ * Subscribe control for browser Web Push (ES module, no build step).
+ * Markup: templates/_subscribe.html (root #push-subscribe). The root's data-state is one of
+ *   loading | unsupported | ios-install | denied | subscribed | unsubscribed | error | disabled
+ * Server API (same origin, JSON):
+ *   GET    /api/push/public-key      -> {"publicKey": "<base64url>"}
+ *   POST   /api/push/subscriptions   {...PushSubscription.toJSON(), components, oldEndpoint?}
+ *   DELETE /api/push/subscriptions   {"endpoint"}
+ *   POST   /api/push/test            {"endpoint"} -> 202
+ * Errors are {"error": "..."} and are shown to the visitor as is.
+ */
+import './push-store.js';
+
+const store = globalThis.StatusPushStore;
+const SW_URL = '/sw-push.js';
+const KEY_URL = '/api/push/public-key';
+const SUBS_URL = '/api/push/subscriptions';
+const TEST_URL = '/api/push/test';
+const SYNC_EVERY_MS = 24 * 60 * 60 * 1000; // re-POST an existing subscription at most daily
+const SW_READY_TIMEOUT_MS = 15000;
+
+/* ------------------------------------------------------------------ helpers */
+
+class ApiError extends Error {
+  constructor(message, status, retryAfter) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
+async function api(method, url, body) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(url, {
+      method,
+      credentials: 'same-origin',
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new ApiError('Could not reach the server. Check your connection and try again.', 0);
+  }
+  let data = null;
+  const text = await res.text().catch(() => '');
+  if (text) {
+    try { data = JSON.parse(text); } catch (e) { data = null; }
+  }
+  if (!res.ok) {
+    const retryAfter = res.headers.get('Retry-After');
+    let msg = data && typeof data.error === 'string' && data.error ? data.error : '';
+    if (!msg) {
+      msg = res.status === 429
+        ? 'Too many requests. Please wait a moment and try again.'
+        : `The server answered ${res.status}${res.statusText ? ` ${res.statusText}` : ''}.`;
+    }
+    throw new ApiError(msg, res.status, retryAfter);
+  }
+  return data;
+}
+
+function b64urlToBytes(s) {
+  const clean = String(s).trim().replace(/-/g, '+').replace(/_/g, '/').replace(/=+$/, '');
+  const bin = atob(clean + '='.repeat((4 - (clean.length % 4)) % 4));
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+function sameBytes(a, b) {
+  if (!a || !b) return false;
+  const x = new Uint8Array(a);
+  const y = new Uint8Array(b);
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
+/** Key of an existing subscription, or null when the browser does not expose it. */
+function subscriptionKey(sub) {
+  return (sub && sub.options && sub.options.applicationServerKey) || null;
+}
+
+async function storeGet(key) {
+  try { return await store.get(key); } catch (e) { return undefined; }
+}
+async function storeSet(key, value) {
+  try { await store.set(key, value); } catch (e) { /* best effort (private mode etc.) */ }
+}
+async function storeDel(key) {
+  try { await store.del(key); } catch (e) { /* best effort */ }
+}
+
+function detectPlatform() {
+  const ua = navigator.userAgent || '';
+  const isIOS = /iPhone|iPad|iPod/.test(ua)
+    || (navigator.platform === 'MacIntel' && navigator.maxTouchPoints > 1);
+  const standalone = navigator.standalone === true
+    || (typeof matchMedia === 'function' && matchMedia('(display-mode: standalone)').matches);
+  const supported = 'serviceWorker' in navigator && 'PushManager' in window && 'Notification' in window;
+  return { isIOS, standalone, supported };
+}
+
+/** Promise-based requestPermission that also copes with the old callback-only form. */
+function requestPermission() {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (p) => { if (!done) { done = true; resolve(p || Notification.permission); } };
+    try {
+      const maybe = Notification.requestPermission(finish);
+      if (maybe && typeof maybe.then === 'function') maybe.then(finish, () => finish(Notification.permission));
+    } catch (e) {
+      finish(Notification.permission);
+    }
+  });
+}
+
+function withTimeout(promise, ms, message) {
+  let t;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => { t = setTimeout(() => reject(new Error(message)), ms); }),
+  ]).finally(() => clearTimeout(t));
+}
+
+function errorText(e) {
+  if (!e) return 'Something went wrong.';
+  if (e instanceof ApiError) return e.message;
+  if (e.name === 'NotAllowedError') return 'The browser did not allow notifications for this site.';
+  return e.message || String(e);
+}
+
+/* ------------------------------------------------------------------ control */
+
+class SubscribeControl {
+  constructor(root) {
+    this.root = root;
+    const $ = (id) => root.querySelector(`#${id}`);
+    this.el = {
+      status: $('subscribe-status'),
+      feedback: $('subscribe-feedback'),
+      components: $('subscribe-components'),
+      all: $('subscribe-all'),
+      boxes: Array.from(root.querySelectorAll('input[type="checkbox"][name="components"]')),
+      primary: $('subscribe-button'),
+      save: $('subscribe-save'),
+      test: $('subscribe-test'),
+      change: $('subscribe-change'),
+      unsubscribe: $('subscribe-unsubscribe'),
+      helps: Array.from(root.querySelectorAll('[data-for]')),
+    };
+    this.state = root.dataset.state || 'loading';
+    this.enabled = root.dataset.enabled !== 'false';
+    this.reg = null;
+    this.serverKey = null;
+    this.editing = false;
+    this.busy = false;
+    this.generation = 0;
+    this.hasSubscription = false;
+    this.bind();
+  }
+
+  /* ---- rendering ---- */
+
+  render(state, status) {
+    const { el } = this;
+    this.state = state;
+    this.root.dataset.state = state;
+    if (status !== undefined && el.status) el.status.textContent = status;
+    if (state !== 'subscribed') this.editing = false;
+
+    for (const h of el.helps) h.hidden = h.dataset.for !== state;
+    if (el.components) el.components.hidden = !(state === 'unsubscribed' || (state === 'subscribed' && this.editing));
+    if (el.primary) {
+      el.primary.hidden = !(state === 'unsubscribed' || state === 'error');
+      el.primary.textContent = state === 'error' ? 'Try again' : 'Get notified';
+    }
+    if (el.save) el.save.hidden = !(state === 'subscribed' && this.editing);
+    if (el.test) el.test.hidden = !(state === 'subscribed' && !this.editing);
+    if (el.change) {
+      el.change.hidden = !(state === 'subscribed' && el.components);
+      el.change.setAttribute('aria-expanded', String(state === 'subscribed' && this.editing));
+    }
+    if (el.unsubscribe) {
+      el.unsubscribe.hidden = !(state === 'subscribed' || (state === 'disabled' && this.hasSubscription));
+    }
+    this.fixFocus();
+  }
+
+  /** If the focused control just disappeared, move focus somewhere sensible inside the region. */
+  fixFocus() {
+    const active = document.activeElement;
+    if (!active || !this.root.contains(active)) return;
+    if (!active.hidden && !active.disabled && !active.closest('[hidden]')) return;
+    const next = Array.from(this.root.querySelectorAll('button'))
+      .find((b) => !b.hidden && !b.disabled && !b.closest('[hidden]'));
+    (next || this.el.status).focus();
+  }
+
+  feedback(text, kind = 'info') {
+    const f = this.el.feedback;
+    if (!f) return;
+    f.textContent = text || '';
+    f.classList.toggle('is-error', kind === 'error');
+    f.classList.toggle('is-success', kind === 'success');
+  }
+
+  setBusy(busy) {
+    this.busy = busy;
+    if (busy) this.root.setAttribute('aria-busy', 'true');
+    else this.root.removeAttribute('aria-busy');
+    for (const b of this.root.querySelectorAll('button')) b.disabled = busy;
+    if (!busy) this.fixFocus();
+  }
+
+  async run(task) {
+    if (this.busy) return;
+    const focused = document.activeElement;
+    this.setBusy(true);
+    try {
+      await task();
+    } catch (e) {
+      console.error('[subscribe]', e);
+      this.feedback(errorText(e), 'error');
+    } finally {
+      this.setBusy(false);
+      if (focused && this.root.contains(focused) && !focused.hidden && !focused.closest('[hidden]')) focused.focus();
+      else this.fixFocus();
+    }
+  }
+
+  /* ---- component choice ---- */
+
+  selectedComponents() {
+    const picked = this.el.boxes.filter((b) => b.checked).map((b) => Number(b.value));
+    if (!picked.length || (this.el.all && this.el.all.checked)) return [];
+    return picked;
+  }
+
+  showComponents(ids) {
+    const set = new Set((Array.isArray(ids) ? ids : []).map(Number));
+    let any = false;
+    for (const b of this.el.boxes) {
+      b.checked = set.has(Number(b.value));
+      any = any || b.checked;
+    }
+    if (this.el.all) this.el.all.checked = !any;
+  }
+
+  describeComponents(ids) {
+    if (!Array.isArray(ids) || !ids.length) return 'all components';
+    const names = this.el.boxes
+      .filter((b) => ids.includes(Number(b.value)))
+      .map((b) => b.dataset.name || b.value);
+    return names.length ? names.join(', ') : `${ids.length} selected component${ids.length === 1 ? '' : 's'}`;
+  }
+
+  async renderSubscribed(ids) {
+    const chosen = ids !== undefined ? ids : await storeGet('components');
+    this.showComponents(chosen);
+    this.hasSubscription = true;
+    this.render('subscribed', `You are subscribed to notifications about ${this.describeComponents(chosen)}.`);
+  }
+
+  /* ---- events ---- */
+
+  bind() {
+    const { el } = this;
+    if (el.primary) {
+      el.primary.addEventListener('click', () => {
+        if (this.busy) return;
+        if (this.state === 'error') { this.feedback(''); this.init(); return; }
+        if (this.state !== 'unsubscribed') return;
+        // Ask for permission synchronously inside the click (Safari needs the user gesture).
+        const permission = Notification.permission === 'granted'
+          ? Promise.resolve('granted') : requestPermission();
+        this.run(() => this.subscribe(permission));
+      });
+    }
+    if (el.unsubscribe) el.unsubscribe.addEventListener('click', () => this.run(() => this.unsubscribe()));
+    if (el.test) el.test.addEventListener('click', () => this.run(() => this.sendTest()));
+    if (el.save) el.save.addEventListener('click', () => this.run(() => this.saveComponents()));
+    if (el.change) {
+      el.change.addEventListener('click', async () => {
+        if (this.busy || this.state !== 'subscribed') return;
+        this.editing = !this.editing;
+        if (!this.editing) this.showComponents(await storeGet('components')); // cancel: restore
+        this.feedback('');
+        this.render('subscribed');
+        if (this.editing) {
+          const first = el.components && el.components.querySelector('input');
+          if (first) first.focus();
+        }
+      });
+    }
+    if (el.all) {
+      el.all.addEventListener('change', () => {
+        if (el.all.checked) for (const b of el.boxes) b.checked = false;
+      });
+    }
+    for (const b of el.boxes) {
+      b.addEventListener('change', () => {
+        if (el.all) el.all.checked = !el.boxes.some((x) => x.checked);
+      });
+    }
+    // Re-evaluate when the visitor changes the permission in site settings.
+    if (navigator.permissions && navigator.permissions.query) {
+      navigator.permissions.query({ name: 'notifications' }).then((status) => {
+        status.addEventListener('change', () => { if (!this.busy) this.init(); });
+      }).catch(() => { /* not supported for notifications (older Safari) */ });
+    }
+  }
+
+  /* ---- flows ---- */
+
+  async fetchServerKey() {
+    const data = await api('GET', KEY_URL);
+    if (!data || typeof data.publicKey !== 'string' || !data.publicKey) {
+      throw new ApiError('The server did not provide a push key.', 0);
+    }
+    let key;
+    try { key = b64urlToBytes(data.publicKey); } catch (e) {
+      throw new ApiError('The server provided an invalid push key.', 0);
+    }
+    this.serverKey = key;
+    return key;
+  }
+
+  async activeRegistration() {
+    if (this.reg && this.reg.active) return this.reg;
+    const reg = await withTimeout(navigator.serviceWorker.ready, SW_READY_TIMEOUT_MS,
+      'The notification service worker did not start. Reload the page and try again.');
+    this.reg = reg;
+    return reg;
+  }
+
+  async postSubscription(sub, components, oldEndpoint) {
+    const body = Object.assign({}, sub.toJSON(), { components });
+    if (oldEndpoint && oldEndpoint !== sub.endpoint) body.oldEndpoint = oldEndpoint;
+    const data = await api('POST', SUBS_URL, body);
+    await storeSet('components', components);
+    await storeSet('endpoint', sub.endpoint);
+    await storeSet('lastSync', Date.now());
+    return data;
+  }
+
+  async init() {
+    const gen = ++this.generation;
+    const stale = () => gen !== this.generation;
+    this.render('loading', 'Checking whether this browser can receive notifications…');
+
+    const { isIOS, standalone, supported } = detectPlatform();
+
+    if (!this.enabled) {
+      // Push is turned off by the site; still let an existing subscriber unsubscribe.
+      this.hasSubscription = false;
+      if (supported) {
+        try {
+          const reg = await navigator.serviceWorker.getRegistration('/');
+          const sub = reg && await reg.pushManager.getSubscription();
+          if (sub) { this.reg = reg; this.hasSubscription = true; }
+        } catch (e) { /* ignore */ }
+      }
+      if (stale()) return;
+      this.render('disabled', 'Push notifications are turned off for this site.');
+      return;
+    }
+
+    if (isIOS && !standalone) {
+      this.render('ios-install', 'To get notifications on iPhone or iPad, add this site to your Home Screen first.');
+      return;
+    }
+    if (!supported) {
+      let msg = 'This browser cannot receive push notifications.';
+      if (!window.isSecureContext) msg = 'Push notifications need a secure (HTTPS) connection to this site.';
+      else if (isIOS) msg = 'Notifications need iOS or iPadOS 16.4 or later. Update your device, then open this app from the Home Screen again.';
+      this.render('unsupported', msg);
+      return;
+    }
+    if (Notification.permission === 'denied') {
+      this.render('denied', 'Notifications are blocked for this site in your browser settings.');
+      return;
+    }
+
+    try {
+      this.reg = await navigator.serviceWorker.register(SW_URL, { scope: '/' });
+    } catch (e) {
+      if (stale()) return;
+      this.render('error', `Could not start notifications: ${errorText(e)}`);
+      return;
+    }
+    if (stale()) return;
+
+    let key;
+    try {
+      key = await this.fetchServerKey();
+    } catch (e) {
+      if (stale()) return;
+      this.render('error', `Notifications are unavailable right now: ${errorText(e)}`);
+      return;
+    }
+    if (stale()) return;
+
+    let sub = null;
+    try { sub = await this.reg.pushManager.getSubscription(); } catch (e) { sub = null; }
+    if (stale()) return;
+
+    if (!sub || Notification.permission !== 'granted') {
+      this.hasSubscription = false;
+      this.showComponents(await storeGet('components'));
+      if (stale()) return;
+      this.render('unsubscribed', 'Get a browser notification when an incident starts, is updated or is resolved.');
+      return;
+    }
+
+    const components = await storeGet('components');
+    const chosen = Array.isArray(components) ? components : [];
+    const oldKey = subscriptionKey(sub);
+    if (oldKey && !sameBytes(oldKey, key)) {
+      // The site's push key changed: renew silently (permission is already granted).
+      try {
+        const oldEndpoint = sub.endpoint;
+        await sub.unsubscribe();
+        const reg = await this.activeRegistration();
+        const fresh = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+        await this.postSubscription(fresh, chosen, oldEndpoint);
+      } catch (e) {
+        console.warn('[subscribe] renewing the subscription failed:', e);
+        if (stale()) return;
+        this.hasSubscription = false;
+        this.showComponents(chosen);
+        this.render('unsubscribed', 'This site\u2019s notification keys changed. Press \u201cGet notified\u201d to renew your subscription.');
+        return;
+      }
+      if (stale()) return;
+      await this.renderSubscribed(chosen);
+      return;
+    }
+
+    // Keep the server in sync (it may have lost or expired the row), at most once a day.
+    const lastSync = Number(await storeGet('lastSync')) || 0;
+    if (Date.now() - lastSync > SYNC_EVERY_MS) {
+      this.postSubscription(sub, chosen).catch((e) => console.warn('[subscribe] sync failed:', e));
+    }
+    if (stale()) return;
+    await this.renderSubscribed(chosen);
+  }
+
+  async subscribe(permissionPromise) {
+    const permission = await permissionPromise;
+    if (permission === 'denied') {
+      this.render('denied', 'Notifications are blocked for this site in your browser settings.');
+      return;
+    }
+    if (permission !== 'granted') {
+      this.feedback('Notifications were not allowed. Press \u201cGet notified\u201d again when you are ready.', 'error');
+      return;
+    }
+    const key = this.serverKey || await this.fetchServerKey();
+    const reg = await this.activeRegistration();
+    let sub = await reg.pushManager.getSubscription();
+    let oldEndpoint;
+    if (sub && !sameBytes(subscriptionKey(sub) || key, key)) {
+      oldEndpoint = sub.endpoint;
+      await sub.unsubscribe();
+      sub = null;
+    }
+    if (!sub) {
+      try {
+        sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+      } catch (e) {
+        throw new Error(`The browser could not create a push subscription (${errorText(e)}).`);
+      }
+    }
+    const components = this.selectedComponents();
+    try {
+      await this.postSubscription(sub, components, oldEndpoint);
+    } catch (e) {
+      // The server did not accept it: do not leave a browser subscription nobody sends to.
+      try { await sub.unsubscribe(); } catch (e2) { /* ignore */ }
+      throw e;
+    }
+    await this.renderSubscribed(components);
+    this.feedback('Subscribed. Use \u201cSend me a test\u201d to check that notifications arrive.', 'success');
+  }
+
+  async unsubscribe() {
+    const reg = this.reg || await navigator.serviceWorker.getRegistration('/');
+    const sub = reg && await reg.pushManager.getSubscription();
+    let serverError = null;
+    if (sub) {
+      try {
+        await api('DELETE', SUBS_URL, { endpoint: sub.endpoint });
+      } catch (e) {
+        serverError = e; // the push service will report the endpoint gone; the server expires it then
+      }
+      await sub.unsubscribe();
+    }
+    await storeDel('endpoint');
+    await storeDel('lastSync');
+    this.hasSubscription = false;
+    if (this.state === 'disabled') {
+      this.render('disabled');
+    } else {
+      this.showComponents(await storeGet('components'));
+      this.render('unsubscribed', 'You will not receive notifications from this site.');
+    }
+    if (serverError) this.feedback(`Unsubscribed in this browser. The server said: ${errorText(serverError)}`, 'error');
+    else this.feedback('Unsubscribed.', 'success');
+  }
+
+  async sendTest() {
+    const reg = await this.activeRegistration();
+    const sub = await reg.pushManager.getSubscription();
+    if (!sub) {
+      await this.init();
+      this.feedback('This browser is no longer subscribed. Press \u201cGet notified\u201d to subscribe again.', 'error');
+      return;
+    }
+    this.feedback('Sending a test notification\u2026');
+    try {
+      await api('POST', TEST_URL, { endpoint: sub.endpoint });
+    } catch (e) {
+      let msg = errorText(e);
+      if (e instanceof ApiError && e.status === 429 && e.retryAfter && /^\d+$/.test(e.retryAfter)) {
+        msg += ` (try again in ${e.retryAfter} s)`;
+      }
+      this.feedback(msg, 'error');
+      return;
+    }
+    this.feedback('Test sent \u2014 it should arrive in a few seconds.', 'success');
+  }
+
+  async saveComponents() {
+    const reg = await this.activeRegistration();
+    const sub = await reg.pushManager.getSubscription();
+    if (!sub) {
+      await this.init();
+      this.feedback('This browser is no longer subscribed. Press \u201cGet notified\u201d to subscribe again.', 'error');
+      return;
+    }
+    const components = this.selectedComponents();
+    await this.postSubscription(sub, components);
+    this.editing = false;
+    await this.renderSubscribed(components);
+    this.feedback('Your choice of components was saved.', 'success');
+    if (this.el.change) this.el.change.focus();
+  }
+}
+
+/* ------------------------------------------------------------------ boot */
+
+function boot() {
+  for (const root of document.querySelectorAll('#push-subscribe')) {
+    if (root.dataset.bound) continue;
+    root.dataset.bound = 'true';
+    const control = new SubscribeControl(root);
+    root.subscribeControl = control; // handy for debugging / tests
+    control.init();
+  }
+}
+
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', boot);
+else boot();

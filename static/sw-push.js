@@ -1,0 +1,192 @@
+/*
+ * Push service worker for the status page. Served at /sw-push.js with scope "/".
+ *
+ * Payload (JSON): {"title","body","icon","badge","url","tag","event","timestamp"}.
+ * Every push shows a notification (userVisibleOnly), whatever the payload looks like.
+ */
+'use strict';
+
+importScripts('/static/js/push-store.js'); /* global StatusPushStore */
+
+const DEFAULT_TITLE = 'Status update';
+const DEFAULT_ICON = '/static/icons/icon-192.png';
+const DEFAULT_BADGE = '/static/icons/badge-96.png';
+const SUBSCRIPTIONS_URL = '/api/push/subscriptions';
+const PUBLIC_KEY_URL = '/api/push/public-key';
+
+self.addEventListener('install', () => {
+  self.skipWaiting();
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil(self.clients.claim());
+});
+
+/* ---------- helpers ---------- */
+
+/** Same-origin absolute URL for `value`, or the site root when it is missing or foreign. */
+function sameOriginUrl(value) {
+  try {
+    const url = new URL(value || '/', self.location.origin);
+    if (url.origin === self.location.origin) return url.href;
+  } catch (e) { /* fall through */ }
+  return new URL('/', self.location.origin).href;
+}
+
+/** Icon/badge URLs may be absolute on another host (a CDN); only http(s) is accepted. */
+function imageUrl(value, fallback) {
+  if (typeof value !== 'string' || !value) return fallback;
+  try {
+    const url = new URL(value, self.location.origin);
+    if (url.protocol === 'https:' || url.protocol === 'http:') return url.href;
+  } catch (e) { /* fall through */ }
+  return fallback;
+}
+
+/** Epoch ms from a number (s or ms) or an ISO string; undefined if unusable. */
+function toTimestamp(value) {
+  let ms;
+  if (typeof value === 'number' && isFinite(value)) {
+    ms = value < 1e12 ? value * 1000 : value;
+  } else if (typeof value === 'string' && value) {
+    ms = /^\d+(\.\d+)?$/.test(value) ? toTimestamp(Number(value)) : Date.parse(value);
+  }
+  return typeof ms === 'number' && isFinite(ms) ? ms : undefined;
+}
+
+function parsePayload(data) {
+  if (!data) return {};
+  let text = '';
+  try { text = data.text(); } catch (e) { return {}; }
+  try {
+    const parsed = JSON.parse(text);
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed;
+    if (typeof parsed === 'string') return { body: parsed };
+  } catch (e) { /* not JSON */ }
+  return text ? { body: text } : {};
+}
+
+function buildNotification(payload) {
+  const str = (v) => (typeof v === 'string' && v.trim() ? v : '');
+  const title = str(payload.title) || DEFAULT_TITLE;
+  const options = {
+    body: str(payload.body),
+    icon: imageUrl(payload.icon, DEFAULT_ICON),
+    badge: imageUrl(payload.badge, DEFAULT_BADGE),
+    data: { url: sameOriginUrl(payload.url), event: str(payload.event) || null },
+  };
+  const tag = str(payload.tag);
+  if (tag) {
+    options.tag = tag;
+    options.renotify = true; // an update replacing an earlier notification alerts again
+  }
+  const ts = toTimestamp(payload.timestamp);
+  if (ts !== undefined) options.timestamp = ts;
+  return { title, options };
+}
+
+/* ---------- push ---------- */
+
+self.addEventListener('push', (event) => {
+  event.waitUntil((async () => {
+    let note;
+    try {
+      note = buildNotification(parsePayload(event.data));
+    } catch (e) {
+      note = { title: DEFAULT_TITLE, options: { body: '', icon: DEFAULT_ICON, badge: DEFAULT_BADGE, data: { url: sameOriginUrl('/') } } };
+    }
+    try {
+      await self.registration.showNotification(note.title, note.options);
+    } catch (e) {
+      // e.g. a browser rejecting an option: never leave a push without a notification.
+      await self.registration.showNotification(note.title, {
+        body: note.options.body, icon: DEFAULT_ICON, badge: DEFAULT_BADGE, data: note.options.data,
+      });
+    }
+  })());
+});
+
+/* ---------- notificationclick ---------- */
+
+self.addEventListener('notificationclick', (event) => {
+  event.notification.close();
+  const target = sameOriginUrl(event.notification.data && event.notification.data.url);
+  event.waitUntil((async () => {
+    const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+    const strip = (u) => u.split('#')[0];
+    // 1. a tab already showing exactly this URL
+    let client = windows.find((c) => c.url === target);
+    // 2. the same page with another #fragment: focus it and move it to the target
+    if (!client) client = windows.find((c) => strip(c.url) === strip(target));
+    if (client) {
+      try {
+        if (client.url !== target && 'navigate' in client) client = (await client.navigate(target)) || client;
+      } catch (e) { /* uncontrolled clients cannot be navigated; focusing is still right */ }
+      if ('focus' in client) return client.focus();
+      return undefined;
+    }
+    if (self.clients.openWindow) return self.clients.openWindow(target);
+    return undefined;
+  })());
+});
+
+/* ---------- pushsubscriptionchange ---------- */
+
+function b64urlToBytes(s) {
+  const pad = '='.repeat((4 - (s.length % 4)) % 4);
+  const bin = atob((s + pad).replace(/-/g, '+').replace(/_/g, '/'));
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+async function serverKey() {
+  const res = await fetch(PUBLIC_KEY_URL, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+  if (!res.ok) throw new Error(`public key: HTTP ${res.status}`);
+  const data = await res.json();
+  if (!data || typeof data.publicKey !== 'string') throw new Error('public key: bad response');
+  return b64urlToBytes(data.publicKey);
+}
+
+async function storeGet(key) {
+  try { return await StatusPushStore.get(key); } catch (e) { return undefined; }
+}
+
+async function resubscribe(event) {
+  const old = event.oldSubscription || null;
+  const oldEndpoint = (old && old.endpoint) || (await storeGet('endpoint')) || undefined;
+  const stored = await storeGet('components');
+  const components = Array.isArray(stored) ? stored : [];
+
+  let sub = event.newSubscription || null;
+  if (!sub) {
+    // Prefer the key the server currently uses (it may have been rotated);
+    // fall back to the old subscription's key when the server is unreachable.
+    let key = null;
+    try { key = await serverKey(); } catch (e) {
+      key = old && old.options && old.options.applicationServerKey;
+    }
+    if (!key) throw new Error('pushsubscriptionchange: no applicationServerKey');
+    sub = await self.registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+  }
+
+  const body = Object.assign({}, sub.toJSON(), { components });
+  if (oldEndpoint && oldEndpoint !== sub.endpoint) body.oldEndpoint = oldEndpoint;
+  const res = await fetch(SUBSCRIPTIONS_URL, {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`resubscribe: HTTP ${res.status}`);
+  try {
+    await StatusPushStore.set('endpoint', sub.endpoint);
+    await StatusPushStore.set('lastSync', Date.now());
+  } catch (e) { /* storage is best effort */ }
+}
+
+self.addEventListener('pushsubscriptionchange', (event) => {
+  event.waitUntil(resubscribe(event).catch((err) => {
+    console.warn('[sw-push] resubscribe failed:', err);
+  }));
+});
