@@ -36,7 +36,7 @@ def _ua_keys() -> tuple[ec.EllipticCurvePrivateKey, bytes, bytes]:
 # ----------------------------------------------------------------------------- base64url
 
 def test_b64url_roundtrip_and_padding_tolerance() -> None:
-    for n in range(0, 20):
+    for n in range(20):
         data = os.urandom(n)
         enc = b64url_encode(data)
         assert "=" not in enc and "+" not in enc and "/" not in enc

@@ -91,7 +91,7 @@ def b64url_decode(s: str) -> bytes:
     if isinstance(s, bytes):
         s = s.decode("ascii", "replace")
     if not isinstance(s, str):
-        raise ValueError("expected a base64url string")
+        raise TypeError("expected a base64url string")
     s = s.strip().rstrip("=")
     # Some clients send the standard alphabet; both decode to the same bytes.
     s = s.translate(_B64URL_TRANS)
@@ -304,7 +304,7 @@ def endpoint_origin(url: str) -> str:
 
 def _check_subject(subject: str) -> None:
     # Apple's push service (and RFC 8292) want a contact URI: mailto: or https:.
-    if not subject or not (subject.startswith("mailto:") or subject.startswith("https:")):
+    if not subject or not subject.startswith(("mailto:", "https:")):
         raise ValueError("VAPID subject must be a mailto: or https: URI")
 
 
@@ -411,7 +411,7 @@ def verify_vapid_header(
     if not isinstance(header, dict) or header.get("alg") != "ES256":
         raise ValueError("bad format: JWT alg must be ES256")
     if not isinstance(claims, dict):
-        raise ValueError("bad format: JWT claims must be an object")
+        raise ValueError("bad format: JWT claims must be an object")  # noqa: TRY004 - bad input
     if check_signature:
         if len(sig) != 64:
             raise ValueError("bad signature: ES256 signature must be 64 bytes (raw r||s)")
@@ -430,7 +430,7 @@ def verify_vapid_header(
         raise ValueError(f"aud mismatch: expected {expected_aud!r}, got {claims.get('aud')!r}")
     exp = claims.get("exp")
     if not isinstance(exp, int) or isinstance(exp, bool):
-        raise ValueError("exp missing or not an integer")
+        raise ValueError("exp missing or not an integer")  # noqa: TRY004 - bad input
     if exp <= now:
         raise ValueError("exp is in the past")
     if exp > now + MAX_VAPID_LIFETIME:
