@@ -191,10 +191,11 @@ class SubscribeControl {
   }
 
   /** If the focused control just disappeared, move focus somewhere sensible inside the region. */
-  fixFocus() {
+  fixFocus(wasInside = false) {
     const active = document.activeElement;
-    if (!active || !this.root.contains(active)) return;
-    if (!active.hidden && !active.disabled && !active.closest('[hidden]')) return;
+    const inside = active && active !== document.body && this.root.contains(active);
+    if (!inside && !wasInside) return;
+    if (inside && !active.disabled && !active.closest('[hidden]')) return;
     const next = Array.from(this.root.querySelectorAll('button'))
       .find((b) => !b.hidden && !b.disabled && !b.closest('[hidden]'));
     (next || this.el.status).focus();
@@ -227,8 +228,15 @@ class SubscribeControl {
       this.feedback(errorText(e), 'error');
     } finally {
       this.setBusy(false);
-      if (focused && this.root.contains(focused) && !focused.hidden && !focused.closest('[hidden]')) focused.focus();
-      else this.fixFocus();
+      const wasInside = !!focused && this.root.contains(focused);
+      const now = document.activeElement;
+      if (now && now !== document.body && now !== focused) {
+        this.fixFocus(); // the task moved focus itself
+      } else if (wasInside && !focused.disabled && !focused.closest('[hidden]')) {
+        focused.focus(); // disabling the button while busy dropped focus: put it back
+      } else {
+        this.fixFocus(wasInside);
+      }
     }
   }
 
