@@ -411,7 +411,7 @@ def verify_vapid_header(
     if not isinstance(header, dict) or header.get("alg") != "ES256":
         raise ValueError("bad format: JWT alg must be ES256")
     if not isinstance(claims, dict):
-        raise ValueError("bad format: JWT claims must be an object")  # noqa: TRY004 - bad input
+        raise ValueError("bad format: JWT claims must be an object")
     if check_signature:
         if len(sig) != 64:
             raise ValueError("bad signature: ES256 signature must be 64 bytes (raw r||s)")
@@ -430,7 +430,7 @@ def verify_vapid_header(
         raise ValueError(f"aud mismatch: expected {expected_aud!r}, got {claims.get('aud')!r}")
     exp = claims.get("exp")
     if not isinstance(exp, int) or isinstance(exp, bool):
-        raise ValueError("exp missing or not an integer")  # noqa: TRY004 - bad input
+        raise ValueError("exp missing or not an integer")
     if exp <= now:
         raise ValueError("exp is in the past")
     if exp > now + MAX_VAPID_LIFETIME:

@@ -30,7 +30,7 @@ __all__ = ["OutgoingPush", "PushOutcome", "PushResult", "PushSender", "classify"
            "parse_retry_after"]
 
 
-class PushOutcome(str, enum.Enum):
+class PushOutcome(enum.StrEnum):
     SENT = "sent"
     EXPIRED = "expired"
     RETRY = "retry"
@@ -259,7 +259,7 @@ class PushSender:
     async def _send_one(self, session: aiohttp.ClientSession, push: OutgoingPush) -> PushResult:
         try:
             allowed = bool(self.is_allowed_endpoint(push.endpoint))
-        except Exception:  # noqa: BLE001 - a broken policy check must fail closed
+        except Exception:
             allowed = False
         if not allowed:
             return PushResult(push.key, PushOutcome.FAILED, None, "endpoint not allowed")

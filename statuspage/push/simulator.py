@@ -190,7 +190,7 @@ class PushSimulator:
             asyncio.set_event_loop(loop)
             try:
                 loop.run_until_complete(boot())
-            except BaseException as exc:  # noqa: BLE001 - reported to start()'s caller
+            except BaseException as exc:
                 failure.append(exc)
                 started.set()
                 return

@@ -1,0 +1,81 @@
+"""A self-hosted status page whose visitors can subscribe to browser push notifications."""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from dotenv import load_dotenv
+from flask import Flask
+
+from .config import ConfigError, load_config
+from .extensions import csrf, db, limiter, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    load_dotenv(ROOT / ".env")
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("INSTANCE_PATH") or str(ROOT / "instance"),
+        static_folder=str(ROOT / "static"),
+        template_folder=str(ROOT / "templates"),
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.update(load_config(app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+    _ensure_secret_key(app)
+
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    login_manager.init_app(app)
+    login_manager.login_view = "admin.login"
+    login_manager.login_message_category = "info"
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+    from . import auth  # noqa: F401  (registers the Flask-Login user loader)
+    from .admin import bp as admin_bp
+    from .api import bp as api_bp
+    from .cli import register_cli
+    from .http import register_http
+    from .public import bp as public_bp
+    from .pushapi import bp as push_bp
+    from .statusapi import bp as status_bp
+
+    app.register_blueprint(public_bp)
+    app.register_blueprint(status_bp)
+    app.register_blueprint(push_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(admin_bp)
+    # Token-authenticated and anonymous JSON APIs carry no session cookie to forge.
+    csrf.exempt(api_bp)
+    csrf.exempt(push_bp)
+    csrf.exempt(status_bp)
+    register_http(app)
+    register_cli(app)
+    return app
+
+
+def _ensure_secret_key(app: Flask) -> None:
+    if app.config.get("SECRET_KEY"):
+        return
+    if app.config.get("TESTING") or app.config.get("DEBUG_MODE"):
+        # Development: a random key kept in instance/ so sessions and the encrypted VAPID key
+        # survive restarts. Never used in production, where SECRET_KEY is required.
+        path = Path(app.instance_path) / "dev-secret-key"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        app.config["SECRET_KEY"] = path.read_text().strip()
+        return
+    raise ConfigError(
+        "SECRET_KEY is not set. Set it in the environment or .env (see .env.example); "
+        "for local development set FLASK_DEBUG=1 (make run does)."
+    )

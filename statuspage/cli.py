@@ -1,0 +1,233 @@
+"""Command line: `flask --app app users|tokens|vapid|push|worker|sweep|bootstrap ...`."""
+from __future__ import annotations
+
+import secrets
+import sys
+import threading
+import time
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+
+from .errors import ServiceError
+from .extensions import db
+from .models import ROLES, Subscription, User
+
+users_cli = AppGroup("users", help="Manage admin users.")
+tokens_cli = AppGroup("tokens", help="Manage API bearer tokens.")
+vapid_cli = AppGroup("vapid", help="Manage the VAPID keypair used to sign pushes.")
+push_cli = AppGroup("push", help="Send push notifications by hand.")
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--password", required=True)
+@click.option("--role", type=click.Choice(ROLES), default="admin", show_default=True)
+def users_create(email: str, password: str, role: str) -> None:
+    from .auth import create_user
+
+    try:
+        user = create_user(email, password, role)
+        db.session.commit()
+    except ServiceError as exc:
+        fail(exc.message)
+    click.echo(f"Created {user.role} {user.email} (id {user.id}).")
+
+
+@users_cli.command("list")
+def users_list() -> None:
+    for user in db.session.execute(select(User).order_by(User.id)).scalars():
+        click.echo(f"{user.id}\t{user.email}\t{user.role}")
+
+
+@tokens_cli.command("create")
+@click.option("--email", required=True, help="The user the token acts as.")
+@click.option("--name", default="", help="A label, e.g. the script that uses it.")
+def tokens_create(email: str, name: str) -> None:
+    from .auth import create_token
+
+    try:
+        row, token = create_token(email, name)
+        db.session.commit()
+    except ServiceError as exc:
+        fail(exc.message)
+    click.echo(f"Token {row.id} ({row.prefix}…) for {email}. It is shown once; store it now:")
+    click.echo(token)
+
+
+@tokens_cli.command("revoke")
+@click.option("--id", "token_id", type=int, help="Token id.")
+@click.option("--prefix", help="The token's first 10 characters.")
+def tokens_revoke(token_id: int | None, prefix: str | None) -> None:
+    from .auth import revoke_token
+
+    try:
+        count = revoke_token(token_id, prefix=prefix)
+        db.session.commit()
+    except ServiceError as exc:
+        fail(exc.message)
+    if not count:
+        fail("no matching active token")
+    click.echo(f"Revoked {count} token(s).")
+
+
+@tokens_cli.command("list")
+def tokens_list() -> None:
+    from .models import ApiToken
+
+    for t in db.session.execute(select(ApiToken).order_by(ApiToken.id)).scalars():
+        state = "revoked" if t.revoked_at else "active"
+        click.echo(f"{t.id}\t{t.prefix}…\t{t.user.email}\t{t.name}\t{state}")
+
+
+@vapid_cli.command("generate")
+@click.option("--force", is_flag=True, help="Replace existing keys; every subscriber must resubscribe.")
+@click.option("--subject", help="mailto: address or https: URL push services can contact.")
+def vapid_generate(force: bool, subject: str | None) -> None:
+    from .push.keys import generate_keys
+
+    try:
+        row, expired = generate_keys(force=force, subject=subject)
+        db.session.commit()
+    except ServiceError as exc:
+        fail(exc.message)
+    click.echo(f"Generated VAPID keys (subject {row.subject}).")
+    if expired:
+        click.echo(f"Marked {expired} subscription(s) expired (reason: key rotated).")
+    click.echo(row.public_key)
+
+
+@vapid_cli.command("show")
+def vapid_show() -> None:
+    from .push.keys import current_keys
+
+    keys = current_keys()
+    if keys is None:
+        fail("no VAPID keys yet; run `flask --app app vapid generate`")
+    click.echo(f"# source: {keys.source}, subject: {keys.subject}", err=True)
+    click.echo(keys.public_key)
+
+
+@push_cli.command("test")
+@click.option("--subscription", "subscription_id", type=int, help="Send to this subscription id.")
+@click.option("--all", "send_all", is_flag=True, help="Send to every active subscription.")
+@click.option("--title")
+@click.option("--body")
+def push_test(subscription_id: int | None, send_all: bool, title: str | None, body: str | None) -> None:
+    from .push.delivery import send_test
+    from .push.keys import KeysUnavailable, current_keys
+
+    try:
+        if current_keys() is None:
+            fail("no VAPID keys; run `flask --app app vapid generate` first")
+    except KeysUnavailable as exc:
+        fail(str(exc))
+    if not subscription_id and not send_all:
+        fail("say which: --subscription ID or --all")
+    query = select(Subscription.id).where(Subscription.status == "active")
+    if subscription_id:
+        query = query.where(Subscription.id == subscription_id)
+    ids = list(db.session.execute(query).scalars())
+    if not ids:
+        fail(f"no active subscription {subscription_id}" if subscription_id else "no active subscriptions yet")
+    results = send_test(ids, title, body)
+    failures = 0
+    for r in sorted(results, key=lambda r: r.key):
+        detail = f" ({r.reason})" if r.reason else ""
+        click.echo(f"subscription {r.key}: {r.outcome.value} {r.status or '-'}{detail}")
+        failures += r.outcome.value != "sent"
+    click.echo(f"{len(results) - failures} sent, {failures} not sent")
+    if failures:
+        sys.exit(2)
+
+
+def start_sweeper_thread(app: Flask, interval: int) -> threading.Thread:
+    """Worker side: run the sweeper every `interval` s; a Redis lock keeps it to one worker."""
+    from .jobs import redis_connection
+    from .sweeper import sweep
+
+    def loop() -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                lock = redis_connection(app).set("statuspage:sweeper-lock", "1", nx=True, ex=max(interval - 1, 1))
+                if lock:
+                    with app.app_context():
+                        sweep()
+                        db.session.remove()
+            except Exception:  # keep sweeping after Redis or DB hiccups
+                app.logger.exception("sweeper run failed")
+
+    thread = threading.Thread(target=loop, name="statuspage-sweeper", daemon=True)
+    thread.start()
+    return thread
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Drain the queue (and due scheduled jobs), then exit.")
+def worker_command(burst: bool) -> None:
+    """RQ worker for the project's queue, with RQ's scheduler for delayed jobs."""
+    from .jobs import redis_connection, rq_queue
+    from .sweeper import sweep
+    from .worker import AppWorker
+
+    app = current_app._get_current_object()
+    if not app.config.get("REDIS_URL"):
+        fail("REDIS_URL is not set: without Redis, jobs run inside the web process (nothing to start)")
+    try:
+        redis_connection(app).ping()
+    except Exception as exc:
+        fail(f"cannot reach Redis at {app.config['REDIS_URL']}: {exc}")
+    sweep()
+    db.session.remove()
+    if not burst:
+        start_sweeper_thread(app, app.config["SWEEP_INTERVAL"])
+    worker = AppWorker([rq_queue(app)], connection=redis_connection(app))
+    worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+
+
+@click.command("sweep")
+def sweep_command() -> None:
+    """Run the sweeper once: due maintenances, undispatched events, stalled deliveries."""
+    from .sweeper import sweep
+
+    click.echo(sweep())
+
+
+@click.command("bootstrap")
+def bootstrap_command() -> None:
+    """First-run set-up for `make run`: VAPID keys and a first admin if none exist."""
+    from .auth import create_user
+    from .push.keys import generate_keys, stored_key
+    from .push.triggers import ensure_triggers
+
+    ensure_triggers()
+    if stored_key() is None and not current_app.config.get("VAPID_PUBLIC_KEY"):
+        row, _ = generate_keys()
+        click.echo(f"Generated VAPID keys; public key {row.public_key}")
+    if db.session.execute(select(func.count(User.id))).scalar_one() == 0:
+        password = secrets.token_urlsafe(12)
+        create_user("admin@example.com", password, "admin")
+        db.session.commit()
+        click.echo("")
+        click.echo("  First admin created. Sign in at /admin/login with:")
+        click.echo("    email:    admin@example.com")
+        click.echo(f"    password: {password}")
+        click.echo("  (change it by creating your own admin with `flask --app app users create`)")
+        click.echo("")
+    db.session.commit()
+
+
+def register_cli(app: Flask) -> None:
+    for group in (users_cli, tokens_cli, vapid_cli, push_cli):
+        app.cli.add_command(group)
+    app.cli.add_command(worker_command)
+    app.cli.add_command(sweep_command)
+    app.cli.add_command(bootstrap_command)

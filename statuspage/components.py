@@ -1,0 +1,188 @@
+"""Components and component groups: the service functions the UI, API and jobs share."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from . import validation as v
+from .errors import NotFoundError, ValidationError
+from .events import record_event
+from .extensions import db
+from .models import COMPONENT_STATUSES, DOWN_STATUSES, Component, ComponentGroup
+from .timeutil import utcnow
+
+COMPONENT_FIELDS = ("name", "description", "status", "group_id", "position", "showcase")
+GROUP_FIELDS = ("name", "description", "position")
+
+
+def list_components() -> list[Component]:
+    return list(
+        db.session.execute(
+            select(Component).order_by(Component.position, Component.id)
+        ).scalars()
+    )
+
+
+def list_groups() -> list[ComponentGroup]:
+    return list(
+        db.session.execute(select(ComponentGroup).order_by(ComponentGroup.position, ComponentGroup.id)).scalars()
+    )
+
+
+def get_component(component_id: int) -> Component:
+    component = db.session.get(Component, component_id)
+    if component is None:
+        raise NotFoundError(f"component {component_id} not found")
+    return component
+
+
+def get_group(group_id: int) -> ComponentGroup:
+    group = db.session.get(ComponentGroup, group_id)
+    if group is None:
+        raise NotFoundError(f"component group {group_id} not found")
+    return group
+
+
+def _group_id(data: dict) -> int | None:
+    group_id = v.integer(data, "group_id", minimum=1)
+    if group_id is not None and db.session.get(ComponentGroup, group_id) is None:
+        raise ValidationError(f"group_id {group_id} does not exist", field="group_id")
+    return group_id
+
+
+def create_component(data: dict[str, Any]) -> Component:
+    v.require_object(data, COMPONENT_FIELDS, what="component")
+    name = v.string(data, "name", required=True, max_length=200)
+    status = v.choice(data, "status", COMPONENT_STATUSES, default="operational")
+    position = v.integer(data, "position", minimum=0, maximum=100000)
+    if position is None:
+        position = (db.session.execute(select(func.max(Component.position))).scalar() or 0) + 1
+    component = Component(
+        name=name,
+        description=v.string(data, "description", max_length=2000),
+        status=status,
+        group_id=_group_id(data),
+        position=position,
+        showcase=v.boolean(data, "showcase", default=True),
+    )
+    db.session.add(component)
+    db.session.flush()
+    return component
+
+
+def update_component(component: Component, data: dict[str, Any]) -> Component:
+    """Apply a partial update; a status change records component.down/recovered events."""
+    v.require_object(data, COMPONENT_FIELDS, what="component")
+    if "name" in data:
+        component.name = v.string(data, "name", required=True, max_length=200)
+    if "description" in data:
+        component.description = v.string(data, "description", max_length=2000, allow_empty=True)
+    if "group_id" in data:
+        component.group_id = _group_id(data)
+    if "position" in data:
+        component.position = v.integer(data, "position", minimum=0, maximum=100000, required=True)
+    if "showcase" in data:
+        component.showcase = v.boolean(data, "showcase", default=True)
+    if "status" in data:
+        status = v.choice(data, "status", COMPONENT_STATUSES, required=True)
+        set_component_status(component, status)
+    component.updated_at = utcnow()
+    db.session.flush()
+    return component
+
+
+def delete_component(component: Component) -> None:
+    db.session.delete(component)
+
+
+def set_component_status(component: Component, status: str, *, incident_id: int | None = None,
+                         notify: bool = True) -> dict[str, Any] | None:
+    """Change a component's status, recording the event; returns Statuspage's affected-component dict."""
+    if status not in COMPONENT_STATUSES:
+        raise ValidationError(f"status must be one of: {', '.join(COMPONENT_STATUSES)}", field="status")
+    old = component.status
+    if old == status:
+        return None
+    component.status = status
+    component.updated_at = utcnow()
+    event_type = None
+    if status in DOWN_STATUSES and old not in DOWN_STATUSES:
+        event_type = "component.down"
+    elif status == "operational" and old in DOWN_STATUSES:
+        event_type = "component.recovered"
+    if event_type:
+        # Component events wait out the debounce window so flapping sends only the settled state.
+        record_event(
+            event_type,
+            component_id=component.id,
+            incident_id=incident_id,
+            notify=notify,
+            delay_seconds=debounce_seconds(),
+            context={
+                "component_name": component.name,
+                "component_ids": [component.id],
+                "status": status,
+                "old_status": old,
+            },
+        )
+    return {"code": component.id, "name": component.name, "old_status": old, "new_status": status}
+
+
+def debounce_seconds() -> int:
+    from .models import PushSettings
+
+    settings = db.session.get(PushSettings, 1)
+    if settings is not None and settings.debounce_seconds is not None:
+        return settings.debounce_seconds
+    return current_app.config["PUSH_DEBOUNCE_SECONDS"]
+
+
+def create_group(data: dict[str, Any]) -> ComponentGroup:
+    v.require_object(data, GROUP_FIELDS, what="component group")
+    group = ComponentGroup(
+        name=v.string(data, "name", required=True, max_length=200),
+        description=v.string(data, "description", max_length=2000),
+        position=v.integer(data, "position", minimum=0, maximum=100000, default=0),
+    )
+    db.session.add(group)
+    db.session.flush()
+    return group
+
+
+def update_group(group: ComponentGroup, data: dict[str, Any]) -> ComponentGroup:
+    v.require_object(data, GROUP_FIELDS, what="component group")
+    if "name" in data:
+        group.name = v.string(data, "name", required=True, max_length=200)
+    if "description" in data:
+        group.description = v.string(data, "description", max_length=2000, allow_empty=True)
+    if "position" in data:
+        group.position = v.integer(data, "position", minimum=0, maximum=100000, required=True)
+    db.session.flush()
+    return group
+
+
+def delete_group(group: ComponentGroup) -> None:
+    for component in group.components:
+        component.group_id = None
+    db.session.delete(group)
+
+
+STATUS_RANK = {s: i for i, s in enumerate(COMPONENT_STATUSES)}
+
+
+def overall_status(components: list[Component], unresolved_impacts: list[str]) -> tuple[str, str]:
+    """Statuspage's page indicator (none/minor/major/critical/maintenance) and its description."""
+    statuses = {c.status for c in components}
+    impact_rank = {"none": 0, "minor": 1, "major": 2, "critical": 3}
+    worst_impact = max((impact_rank.get(i, 0) for i in unresolved_impacts), default=0)
+    if "major_outage" in statuses or worst_impact == 3:
+        return "critical", "Major System Outage"
+    if "partial_outage" in statuses or worst_impact == 2:
+        return "major", "Partial System Outage"
+    if "degraded_performance" in statuses or worst_impact == 1:
+        return "minor", "Minor Service Outage"
+    if "under_maintenance" in statuses:
+        return "maintenance", "Service Under Maintenance"
+    return "none", "All Systems Operational"

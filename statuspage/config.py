@@ -1,0 +1,76 @@
+"""Configuration from the environment (a `.env` file is loaded by python-dotenv)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable app."""
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from exc
+
+
+def load_config(instance_path: str) -> dict:
+    """Build the Flask config mapping from environment variables."""
+    debug = _bool("FLASK_DEBUG") or os.environ.get("FLASK_ENV") == "development"
+    default_db = "sqlite:///" + str(Path(instance_path) / "statuspage.db")
+    database_url = os.environ.get("DATABASE_URL") or default_db
+    # Heroku-style URLs name the old driver; we ship psycopg 3.
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgres://"):]
+    elif database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+    site_url = (os.environ.get("SITE_URL") or "http://127.0.0.1:5000").rstrip("/")
+    return {
+        "DEBUG_MODE": debug,
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or None,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": os.environ.get("REDIS_URL") or None,
+        "RQ_QUEUE": os.environ.get("RQ_QUEUE", "statuspage"),
+        "SITE_URL": site_url,
+        "SITE_NAME": os.environ.get("SITE_NAME") or "Status",
+        "SITE_TIMEZONE": os.environ.get("SITE_TIMEZONE") or "Etc/UTC",
+        "SITE_LOGO_URL": os.environ.get("SITE_LOGO_URL") or None,
+        "VAPID_PUBLIC_KEY": os.environ.get("VAPID_PUBLIC_KEY") or None,
+        "VAPID_PRIVATE_KEY": os.environ.get("VAPID_PRIVATE_KEY") or None,
+        "VAPID_SUBJECT": os.environ.get("VAPID_SUBJECT") or None,
+        "PUSH_EXTRA_ORIGINS": [
+            o.strip().rstrip("/") for o in os.environ.get("PUSH_EXTRA_ORIGINS", "").split(",") if o.strip()
+        ],
+        "PUSH_CA_BUNDLE": os.environ.get("PUSH_CA_BUNDLE") or None,
+        "PUSH_CONCURRENCY": _int("PUSH_CONCURRENCY", 256),
+        "PUSH_BATCH_SIZE": _int("PUSH_BATCH_SIZE", 1000),
+        "PUSH_TIMEOUT": _int("PUSH_TIMEOUT", 10),
+        "PUSH_DEBOUNCE_SECONDS": _int("PUSH_DEBOUNCE_SECONDS", 60),
+        "SWEEP_INTERVAL": _int("SWEEP_INTERVAL", 30),
+        "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI")
+        or os.environ.get("REDIS_URL")
+        or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 64 * 1024),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": site_url.startswith("https://"),
+        "REMEMBER_COOKIE_SECURE": site_url.startswith("https://"),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "JOBS_EAGER": _bool("JOBS_EAGER", False),
+    }

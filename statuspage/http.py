@@ -1,0 +1,130 @@
+"""App-wide HTTP behaviour: error answers, security headers, template helpers."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, current_app, flash, jsonify, redirect, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from .errors import ServiceError
+from .extensions import db
+from .timeutil import to_site
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+    "connect-src 'self'; worker-src 'self'; manifest-src 'self'; font-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def wants_json() -> bool:
+    """One place decides whether an answer is JSON (APIs) or HTML (pages)."""
+    path = request.path
+    if path.startswith("/api/") or path.endswith(".json") or path.endswith(".atom"):
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def json_error(message: str, status: int, **extra: Any):
+    response = jsonify({"error": message, **extra})
+    response.status_code = status
+    return response
+
+
+def register_http(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def service_error(exc: ServiceError):
+        db.session.rollback()
+        db.session.info.pop("outbox", None)
+        if wants_json():
+            response = jsonify(exc.to_dict())
+            response.status_code = exc.status_code
+            return response
+        flash(exc.message, "error")
+        return redirect(request.referrer or "/"), 303
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        if wants_json():
+            return json_error(f"CSRF check failed: {exc.description}", 400)
+        flash("Your form expired or was sent from another site; please try again.", "error")
+        return redirect(request.referrer or "/admin/"), 303
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if exc.code == 429:
+            response = json_error(f"too many requests: {exc.description}", 429) if wants_json() else exc
+            return response
+        if wants_json():
+            messages = {
+                404: "not found",
+                405: f"method {request.method} not allowed here",
+                413: "request body too large",
+                415: "unsupported media type",
+            }
+            message = messages.get(exc.code) or exc.description or exc.name
+            return json_error(message, exc.code or 500)
+        return render_template("error.html", code=exc.code, name=exc.name, description=exc.description), exc.code
+
+    @app.errorhandler(Exception)
+    def unhandled(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        db.session.rollback()
+        if wants_json():
+            return json_error("internal error; it has been logged", 500)
+        return render_template("error.html", code=500, name="Internal error",
+                               description="Something went wrong; it has been logged."), 500
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        if current_app.config["SITE_URL"].startswith("https://"):
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if request.path.startswith("/admin") or request.path.startswith("/api/v1"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.before_request
+    def start_local_jobs():
+        # Embedded mode: start the in-process job thread (and its sweeper tick) with the server.
+        if not app.config.get("REDIS_URL") and not app.config.get("JOBS_EAGER") \
+                and "statuspage_runner" not in app.extensions and not app.config.get("TESTING"):
+            from .jobs import LocalRunner
+
+            app.extensions["statuspage_runner"] = LocalRunner(app)
+
+    @app.context_processor
+    def template_globals() -> dict[str, Any]:
+        return {
+            "site_name": current_app.config["SITE_NAME"],
+            "site_logo_url": current_app.config.get("SITE_LOGO_URL"),
+            "site_url": current_app.config["SITE_URL"],
+            "time_zone": current_app.config["SITE_TIMEZONE"],
+        }
+
+    @app.template_filter("localtime")
+    def localtime(value, fmt: str = "%b %d, %Y %H:%M %Z") -> str:
+        local = to_site(value)
+        return local.strftime(fmt) if local else ""
+
+    @app.template_filter("isotime")
+    def isotime(value) -> str:
+        local = to_site(value)
+        return local.isoformat() if local else ""
+
+    @app.template_filter("humanize")
+    def humanize(value: str) -> str:
+        return (value or "").replace("_", " ").capitalize()
+
+    from .markdown import render_markdown
+
+    app.jinja_env.filters["markdown"] = render_markdown

@@ -1,0 +1,321 @@
+"""Incidents, their updates, and scheduled maintenances (incidents of kind 'maintenance').
+
+Every function here changes state and records the matching outbox event in the same session;
+callers commit with `events.commit()`.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, or_, select
+
+from . import validation as v
+from .components import get_component, set_component_status
+from .errors import NotFoundError, ValidationError
+from .events import record_event
+from .extensions import db
+from .models import (
+    COMPONENT_STATUSES,
+    INCIDENT_IMPACTS,
+    INCIDENT_STATUSES,
+    MAINTENANCE_STATUSES,
+    RESOLVED_INCIDENT_STATUSES,
+    Component,
+    Incident,
+    IncidentUpdate,
+)
+from .timeutil import utcnow
+
+INCIDENT_FIELDS = ("name", "status", "impact", "body", "components", "component_ids", "notify")
+UPDATE_FIELDS = ("status", "body", "components", "component_ids", "notify", "impact")
+MAINTENANCE_FIELDS = (
+    "name", "status", "body", "scheduled_for", "scheduled_until", "components", "component_ids",
+    "auto_transition", "notify",
+)
+MAX_BODY = 20000
+
+
+def incident_url(incident: Incident) -> str:
+    return f"{current_app.config['SITE_URL']}/incidents/{incident.id}"
+
+
+def get_incident(incident_id: int, *, kind: str | None = "incident") -> Incident:
+    incident = db.session.get(Incident, incident_id)
+    if incident is None or (kind and incident.kind != kind):
+        what = "maintenance" if kind == "maintenance" else "incident"
+        raise NotFoundError(f"{what} {incident_id} not found")
+    return incident
+
+
+def _component_changes(data: dict) -> dict[int, str | None]:
+    """Parse `components` ({id: status}) and/or `component_ids` ([id]) into {component: status|None}."""
+    changes: dict[int, str | None] = {}
+    for cid in v.id_list(data, "component_ids") or []:
+        changes[cid] = None
+    raw = data.get("components")
+    if raw is not None:
+        if not isinstance(raw, dict):
+            raise ValidationError(
+                'components must be an object mapping component id to status, e.g. {"3": "major_outage"}',
+                field="components",
+            )
+        if len(raw) > 500:
+            raise ValidationError("components may name at most 500 components", field="components")
+        for key, status in raw.items():
+            if not (isinstance(key, str) and key.isdigit() and 0 < int(key) < 2**31):
+                raise ValidationError(f"components: {key!r} is not a component id", field="components")
+            if status not in COMPONENT_STATUSES:
+                raise ValidationError(
+                    f"components[{key}] must be one of: {', '.join(COMPONENT_STATUSES)}", field="components"
+                )
+            changes[int(key)] = status
+    for cid in changes:
+        if db.session.get(Component, cid) is None:
+            raise ValidationError(f"component {cid} does not exist", field="components")
+    return changes
+
+
+def _apply_component_changes(incident: Incident, changes: dict[int, str | None], notify: bool) -> list[dict]:
+    affected = []
+    for cid, status in changes.items():
+        component = get_component(cid)
+        if component not in incident.components:
+            incident.components.append(component)
+        if status is not None:
+            change = set_component_status(component, status, incident_id=incident.id, notify=notify)
+            if change:
+                affected.append(change)
+    return affected
+
+
+def _body(data: dict, *, required: bool = False) -> str:
+    return v.string(data, "body", required=required, max_length=MAX_BODY, allow_empty=True, default="") or ""
+
+
+def _event_context(incident: Incident, update: IncidentUpdate | None) -> dict[str, Any]:
+    return {
+        "incident_name": incident.name,
+        "status": incident.status,
+        "impact": incident.impact,
+        "update_body": update.body if update else "",
+        "component_ids": [c.id for c in incident.components],
+        "component_name": ", ".join(c.name for c in incident.components),
+        "url": incident_url(incident),
+    }
+
+
+def create_incident(data: dict[str, Any]) -> Incident:
+    v.require_object(data, INCIDENT_FIELDS, what="incident")
+    name = v.string(data, "name", required=True, max_length=300)
+    status = v.choice(data, "status", INCIDENT_STATUSES, default="investigating")
+    impact = v.choice(data, "impact", INCIDENT_IMPACTS, default="minor")
+    body = _body(data)
+    notify = v.boolean(data, "notify", default=True)
+    changes = _component_changes(data)
+    now = utcnow()
+    incident = Incident(kind="incident", name=name, status=status, impact=impact, created_at=now, updated_at=now)
+    _stamp_status(incident, status, now)
+    db.session.add(incident)
+    db.session.flush()
+    affected = _apply_component_changes(incident, changes, notify)
+    update = IncidentUpdate(incident=incident, status=status, body=body, created_at=now,
+                            affected_components=affected or None)
+    db.session.add(update)
+    db.session.flush()
+    record_event("incident.created", incident_id=incident.id, notify=notify,
+                 context=_event_context(incident, update))
+    if incident.is_resolved:
+        record_event("incident.resolved", incident_id=incident.id, notify=notify,
+                     context=_event_context(incident, update))
+    return incident
+
+
+def _stamp_status(incident: Incident, status: str, now: datetime) -> None:
+    if status == "monitoring" and incident.monitoring_at is None:
+        incident.monitoring_at = now
+    if status in RESOLVED_INCIDENT_STATUSES and incident.resolved_at is None:
+        incident.resolved_at = now
+    if status in ("in_progress", "verifying") and incident.started_at is None:
+        incident.started_at = now
+    if status == "completed" and incident.resolved_at is None:
+        incident.resolved_at = now
+
+
+def post_update(incident: Incident, data: dict[str, Any]) -> IncidentUpdate:
+    """Post a timeline update (incident or maintenance); records updated/resolved events."""
+    v.require_object(data, UPDATE_FIELDS, what="update")
+    statuses = MAINTENANCE_STATUSES if incident.kind == "maintenance" else INCIDENT_STATUSES
+    status = v.choice(data, "status", statuses, default=incident.status)
+    body = _body(data)
+    notify = v.boolean(data, "notify", default=True)
+    impact = v.choice(data, "impact", INCIDENT_IMPACTS) if incident.kind == "incident" else None
+    changes = _component_changes(data)
+    if not body and status == incident.status and not changes and impact in (None, incident.impact):
+        raise ValidationError("an update needs a body, a new status, an impact or component changes", field="body")
+    was_resolved = incident.is_resolved
+    old_status = incident.status
+    now = utcnow()
+    incident.status = status
+    if impact:
+        incident.impact = impact
+    incident.updated_at = now
+    _stamp_status(incident, status, now)
+    affected = _apply_component_changes(incident, changes, notify)
+    update = IncidentUpdate(incident=incident, status=status, body=body, created_at=now,
+                            affected_components=affected or None)
+    db.session.add(update)
+    db.session.flush()
+    context = _event_context(incident, update)
+    if incident.kind == "maintenance":
+        if status == "in_progress" and old_status == "scheduled":
+            record_event("maintenance.started", incident_id=incident.id, notify=notify, context=context)
+        elif status == "completed" and not was_resolved:
+            record_event("maintenance.completed", incident_id=incident.id, notify=notify, context=context)
+    elif incident.is_resolved and not was_resolved:
+        record_event("incident.resolved", incident_id=incident.id, notify=notify, context=context)
+    elif not incident.is_resolved or was_resolved:
+        record_event("incident.updated", incident_id=incident.id, notify=notify, context=context)
+    return update
+
+
+def list_incidents(*, kind: str = "incident", unresolved_only: bool = False, limit: int = 50,
+                   offset: int = 0) -> list[Incident]:
+    query = select(Incident).where(Incident.kind == kind)
+    if unresolved_only:
+        done = ("completed",) if kind == "maintenance" else RESOLVED_INCIDENT_STATUSES
+        query = query.where(Incident.status.not_in(done))
+    order = Incident.scheduled_for.desc() if kind == "maintenance" else Incident.created_at.desc()
+    return list(db.session.execute(query.order_by(order, Incident.id.desc()).limit(limit).offset(offset)).scalars())
+
+
+def count_incidents(kind: str = "incident") -> int:
+    return db.session.execute(select(func.count(Incident.id)).where(Incident.kind == kind)).scalar_one()
+
+
+def upcoming_maintenances() -> list[Incident]:
+    return list(db.session.execute(
+        select(Incident).where(Incident.kind == "maintenance", Incident.status == "scheduled")
+        .order_by(Incident.scheduled_for, Incident.id)
+    ).scalars())
+
+
+def active_maintenances() -> list[Incident]:
+    return list(db.session.execute(
+        select(Incident).where(Incident.kind == "maintenance", Incident.status.in_(("in_progress", "verifying")))
+        .order_by(Incident.scheduled_for, Incident.id)
+    ).scalars())
+
+
+# --- maintenances -------------------------------------------------------------------------
+
+def create_maintenance(data: dict[str, Any]) -> Incident:
+    v.require_object(data, MAINTENANCE_FIELDS, what="maintenance")
+    name = v.string(data, "name", required=True, max_length=300)
+    scheduled_for = v.timestamp(data, "scheduled_for", required=True)
+    scheduled_until = v.timestamp(data, "scheduled_until", required=True)
+    if scheduled_until <= scheduled_for:
+        raise ValidationError("scheduled_until must be after scheduled_for", field="scheduled_until")
+    status = v.choice(data, "status", MAINTENANCE_STATUSES, default="scheduled")
+    notify = v.boolean(data, "notify", default=True)
+    changes = _component_changes(data)
+    now = utcnow()
+    maintenance = Incident(
+        kind="maintenance", name=name, status=status, impact="maintenance",
+        scheduled_for=scheduled_for, scheduled_until=scheduled_until,
+        auto_transition=v.boolean(data, "auto_transition", default=True),
+        created_at=now, updated_at=now,
+    )
+    _stamp_status(maintenance, status, now)
+    db.session.add(maintenance)
+    db.session.flush()
+    for cid in changes:
+        maintenance.components.append(get_component(cid))
+    update = IncidentUpdate(incident=maintenance, status=status, body=_body(data), created_at=now)
+    db.session.add(update)
+    db.session.flush()
+    context = _event_context(maintenance, update)
+    context["scheduled_for"] = scheduled_for.isoformat()
+    context["scheduled_until"] = scheduled_until.isoformat()
+    record_event("maintenance.scheduled", incident_id=maintenance.id, notify=notify, context=context)
+    schedule_transitions(maintenance)
+    return maintenance
+
+
+def update_maintenance(maintenance: Incident, data: dict[str, Any]) -> Incident:
+    """PATCH: reschedule/rename, or move status (which posts an update)."""
+    v.require_object(data, MAINTENANCE_FIELDS, what="maintenance")
+    if "name" in data:
+        maintenance.name = v.string(data, "name", required=True, max_length=300)
+    if "auto_transition" in data:
+        maintenance.auto_transition = v.boolean(data, "auto_transition", default=True)
+    start = v.timestamp(data, "scheduled_for") or maintenance.scheduled_for
+    end = v.timestamp(data, "scheduled_until") or maintenance.scheduled_until
+    if end <= start:
+        raise ValidationError("scheduled_until must be after scheduled_for", field="scheduled_until")
+    maintenance.scheduled_for, maintenance.scheduled_until = start, end
+    update_data = {k: data[k] for k in ("status", "body", "components", "component_ids", "notify") if k in data}
+    if update_data.get("status") not in (None, maintenance.status) or update_data.get("body"):
+        post_update(maintenance, update_data)
+    elif "components" in data or "component_ids" in data:
+        for cid in _component_changes(data):
+            component = get_component(cid)
+            if component not in maintenance.components:
+                maintenance.components.append(component)
+    maintenance.updated_at = utcnow()
+    db.session.flush()
+    schedule_transitions(maintenance)
+    return maintenance
+
+
+def start_maintenance(maintenance: Incident, *, automatic: bool = False) -> None:
+    body = "Scheduled maintenance is now in progress." if automatic else ""
+    post_update(maintenance, {"status": "in_progress", "body": body})
+    for component in maintenance.components:
+        if component.status == "operational":
+            set_component_status(component, "under_maintenance", incident_id=maintenance.id)
+
+
+def complete_maintenance(maintenance: Incident, *, automatic: bool = False) -> None:
+    body = "Scheduled maintenance has been completed." if automatic else ""
+    post_update(maintenance, {"status": "completed", "body": body})
+    for component in maintenance.components:
+        if component.status == "under_maintenance":
+            set_component_status(component, "operational", incident_id=maintenance.id)
+
+
+def schedule_transitions(maintenance: Incident) -> None:
+    """Run the due-maintenance check at start and end, after commit (the sweeper is the backstop)."""
+    if not maintenance.auto_transition or maintenance.status == "completed":
+        return
+    now = utcnow()
+    for when in (maintenance.scheduled_for, maintenance.scheduled_until):
+        if when and when > now:
+            db.session.info.setdefault("after_commit_jobs", []).append(
+                ("statuspage.incidents.run_due_maintenances", (when - now).total_seconds() + 0.5)
+            )
+
+
+def run_due_maintenances() -> int:
+    """Start and complete maintenances whose time has come (job + sweeper; idempotent)."""
+    from .events import commit
+
+    now = utcnow()
+    due = db.session.execute(
+        select(Incident).where(
+            Incident.kind == "maintenance",
+            Incident.auto_transition.is_(True),
+            or_(
+                (Incident.status == "scheduled") & (Incident.scheduled_for <= now),
+                Incident.status.in_(("in_progress", "verifying")) & (Incident.scheduled_until <= now),
+            ),
+        ).with_for_update(skip_locked=True)
+    ).scalars().all()
+    for maintenance in due:
+        if maintenance.status == "scheduled":
+            start_maintenance(maintenance, automatic=True)
+        if maintenance.scheduled_until <= now and maintenance.status != "completed":
+            complete_maintenance(maintenance, automatic=True)
+    commit()
+    return len(due)

@@ -1,0 +1,172 @@
+"""OpenAPI 3.1 description of the admin API (/api/v1) and the visitor push API."""
+from __future__ import annotations
+
+from typing import Any
+
+from .models import COMPONENT_STATUSES, EVENT_TYPES, INCIDENT_IMPACTS, INCIDENT_STATUSES, MAINTENANCE_STATUSES
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict) -> dict:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+ERR = {"description": "Error", **_json(_ref("Error"))}
+
+
+def _op(summary: str, *, body: dict | None = None, ok: int = 200, resp: dict | None = None,
+        params: list | None = None, auth: bool = True, errors: tuple[int, ...] = (400, 401, 404)) -> dict:
+    op: dict[str, Any] = {"summary": summary, "responses": {}}
+    if ok == 204:
+        op["responses"]["204"] = {"description": "Done"}
+    else:
+        op["responses"][str(ok)] = {"description": "OK", **(_json(resp) if resp else {})}
+    for code in errors:
+        op["responses"][str(code)] = ERR
+    if body is not None:
+        op["requestBody"] = {"required": True, **_json(body)}
+    if params:
+        op["parameters"] = params
+    if not auth:
+        op["security"] = []
+    return op
+
+
+def _id_param(name: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+
+
+COMPONENTS_MAP = {
+    "type": "object", "description": "component id → new status",
+    "additionalProperties": {"type": "string", "enum": list(COMPONENT_STATUSES)},
+}
+IDS = {"type": "array", "items": {"type": "integer", "minimum": 1}}
+
+
+def build_openapi() -> dict[str, Any]:
+    schemas = {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"},
+                                                                         "field": {"type": "string"}}},
+        "Component": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "name": {"type": "string"}, "status": {"enum": list(COMPONENT_STATUSES)},
+            "description": {"type": ["string", "null"]}, "group_id": {"type": ["integer", "null"]},
+            "position": {"type": "integer"}, "showcase": {"type": "boolean"}}},
+        "ComponentInput": {"type": "object", "additionalProperties": False, "properties": {
+            "name": {"type": "string", "maxLength": 200}, "description": {"type": ["string", "null"]},
+            "status": {"enum": list(COMPONENT_STATUSES)}, "group_id": {"type": ["integer", "null"]},
+            "position": {"type": "integer", "minimum": 0}, "showcase": {"type": "boolean"}}},
+        "GroupInput": {"type": "object", "additionalProperties": False, "properties": {
+            "name": {"type": "string"}, "description": {"type": ["string", "null"]},
+            "position": {"type": "integer", "minimum": 0}}},
+        "Incident": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "name": {"type": "string"}, "status": {"type": "string"},
+            "impact": {"type": "string"}, "incident_updates": {"type": "array"}, "components": {"type": "array"}}},
+        "IncidentInput": {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {
+            "name": {"type": "string", "maxLength": 300}, "status": {"enum": list(INCIDENT_STATUSES)},
+            "impact": {"enum": list(INCIDENT_IMPACTS)}, "body": {"type": "string"},
+            "components": COMPONENTS_MAP, "component_ids": IDS, "notify": {"type": "boolean"}}},
+        "UpdateInput": {"type": "object", "additionalProperties": False, "properties": {
+            "status": {"type": "string", "enum": list(INCIDENT_STATUSES) + list(MAINTENANCE_STATUSES)},
+            "body": {"type": "string"}, "impact": {"enum": list(INCIDENT_IMPACTS)},
+            "components": COMPONENTS_MAP, "component_ids": IDS, "notify": {"type": "boolean"}}},
+        "MaintenanceInput": {"type": "object", "additionalProperties": False, "properties": {
+            "name": {"type": "string"}, "status": {"enum": list(MAINTENANCE_STATUSES)}, "body": {"type": "string"},
+            "scheduled_for": {"type": "string", "format": "date-time"},
+            "scheduled_until": {"type": "string", "format": "date-time"},
+            "component_ids": IDS, "components": COMPONENTS_MAP,
+            "auto_transition": {"type": "boolean"}, "notify": {"type": "boolean"}}},
+        "Trigger": {"type": "object", "additionalProperties": False, "properties": {
+            "enabled": {"type": "boolean"}, "title_template": {"type": "string"}, "body_template": {"type": "string"},
+            "urgency": {"enum": ["very-low", "low", "normal", "high"]}, "ttl": {"type": "integer", "minimum": 0}}},
+        "PushSettings": {"type": "object", "additionalProperties": False, "properties": {
+            "enabled": {"type": "boolean"}, "icon_url": {"type": ["string", "null"]},
+            "badge_url": {"type": ["string", "null"]}, "debounce_seconds": {"type": "integer", "minimum": 0}}},
+        "PushSubscription": {"type": "object", "required": ["endpoint", "keys"], "properties": {
+            "endpoint": {"type": "string", "format": "uri"}, "expirationTime": {"type": ["number", "null"]},
+            "keys": {"type": "object", "required": ["p256dh", "auth"],
+                     "properties": {"p256dh": {"type": "string"}, "auth": {"type": "string"}}},
+            "components": IDS, "oldEndpoint": {"type": "string"}}},
+    }
+    list_params = [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                   {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}]
+    paths = {
+        "/api/v1/components": {
+            "get": _op("List components", resp={"type": "array", "items": _ref("Component")}),
+            "post": _op("Create a component", body=_ref("ComponentInput"), ok=201, resp=_ref("Component")),
+        },
+        "/api/v1/components/{component_id}": {
+            "parameters": [_id_param("component_id")],
+            "get": _op("Get a component", resp=_ref("Component")),
+            "patch": _op("Update a component (status changes record events)", body=_ref("ComponentInput"),
+                         resp=_ref("Component")),
+            "delete": _op("Delete a component", ok=204),
+        },
+        "/api/v1/component-groups": {
+            "get": _op("List component groups", resp={"type": "array"}),
+            "post": _op("Create a component group", body=_ref("GroupInput"), ok=201, resp={"type": "object"}),
+        },
+        "/api/v1/component-groups/{group_id}": {
+            "parameters": [_id_param("group_id")],
+            "patch": _op("Update a group", body=_ref("GroupInput"), resp={"type": "object"}),
+            "delete": _op("Delete a group", ok=204),
+        },
+        "/api/v1/incidents": {
+            "get": _op("List incidents", params=list_params, resp={"type": "array", "items": _ref("Incident")}),
+            "post": _op("Create an incident", body=_ref("IncidentInput"), ok=201, resp=_ref("Incident")),
+        },
+        "/api/v1/incidents/{incident_id}": {
+            "parameters": [_id_param("incident_id")], "get": _op("Get an incident", resp=_ref("Incident"))},
+        "/api/v1/incidents/{incident_id}/updates": {
+            "parameters": [_id_param("incident_id")],
+            "post": _op("Post an incident update", body=_ref("UpdateInput"), ok=201, resp=_ref("Incident")),
+        },
+        "/api/v1/maintenances": {
+            "get": _op("List maintenances", params=list_params, resp={"type": "array"}),
+            "post": _op("Schedule a maintenance", body=_ref("MaintenanceInput"), ok=201, resp=_ref("Incident")),
+        },
+        "/api/v1/maintenances/{maintenance_id}": {
+            "parameters": [_id_param("maintenance_id")],
+            "get": _op("Get a maintenance", resp=_ref("Incident")),
+            "patch": _op("Reschedule or move a maintenance", body=_ref("MaintenanceInput"), resp=_ref("Incident")),
+        },
+        "/api/v1/maintenances/{maintenance_id}/updates": {
+            "parameters": [_id_param("maintenance_id")],
+            "post": _op("Post a maintenance update", body=_ref("UpdateInput"), ok=201, resp=_ref("Incident")),
+        },
+        "/api/v1/triggers": {
+            "get": _op("List triggers", resp={"type": "array"}),
+            "put": _op("Change triggers", body={"type": "object", "propertyNames": {"enum": list(EVENT_TYPES)},
+                                                 "additionalProperties": _ref("Trigger")}, resp={"type": "array"}),
+        },
+        "/api/v1/push/settings": {
+            "get": _op("Push settings", resp={"type": "object"}),
+            "put": _op("Change push settings", body=_ref("PushSettings"), resp={"type": "object"}),
+        },
+        "/api/v1/subscriptions": {"get": _op("List push subscriptions", params=list_params, resp={"type": "object"})},
+        "/api/v1/subscriptions/{subscription_id}/test": {
+            "parameters": [_id_param("subscription_id")],
+            "post": _op("Send a test push to one subscription", ok=202, resp={"type": "object"},
+                        errors=(400, 401, 404, 503)),
+        },
+        "/api/v1/events": {"get": _op("Events with delivery counts", params=list_params, resp={"type": "array"})},
+        "/api/push/public-key": {"get": _op("VAPID public key", auth=False, resp={"type": "object"}, errors=(503,))},
+        "/api/push/subscriptions": {
+            "post": _op("Subscribe a browser", body=_ref("PushSubscription"), ok=201, resp={"type": "object"},
+                        auth=False, errors=(400, 413, 429, 503)),
+            "delete": _op("Unsubscribe a browser", body={"type": "object", "required": ["endpoint"],
+                                                         "properties": {"endpoint": {"type": "string"}}},
+                          ok=204, auth=False, errors=(400, 404, 429)),
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Status page API", "version": "1.0.0",
+                 "description": "Admin API (bearer token) and the anonymous visitor push API."},
+        "components": {"schemas": schemas,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }

@@ -1,0 +1,453 @@
+"""Event fan-out and delivery jobs.
+
+fan_out(event_id)            claims the event, decides whether it is sent at all (notify flag,
+                             push enabled, trigger on, component debounce), counts matching active
+                             subscriptions and enqueues one send_batch job per id range.
+send_batch(event_id, lo, hi) claims (event, subscription) delivery rows with one
+                             INSERT ... SELECT ... ON CONFLICT DO NOTHING, so a retried or
+                             duplicated job never sends twice, then sends concurrently and writes
+                             the outcomes in bulk.
+
+Every job re-reads state from the database and is safe to run twice; the sweeper uses that to
+recover from lost jobs and dead workers.
+"""
+from __future__ import annotations
+
+import logging
+import ssl
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Select, and_, func, literal, or_, select, update
+
+from ..events import JOB_RETRY
+from ..extensions import db
+from ..jobs import enqueue
+from ..models import AdminAlert, Delivery, Event, Subscription, subscription_components
+from ..timeutil import utcnow
+from .crypto import VapidSigner, b64url_decode
+from .keys import KeysUnavailable, current_keys
+from .sender import OutgoingPush, PushOutcome, PushResult, PushSender
+from .settings import get_settings
+from .subscriptions import is_allowed_endpoint
+from .triggers import build_payload, encode_payload, get_trigger
+
+log = logging.getLogger(__name__)
+
+FAN_OUT_JOB = "statuspage.push.delivery.fan_out"
+BATCH_JOB = "statuspage.push.delivery.send_batch"
+RESUME_JOB = "statuspage.push.delivery.resume_event"
+TEST_JOB = "statuspage.push.delivery.send_test_job"
+MAX_ATTEMPTS = 6
+BACKOFF_SECONDS = (5, 30, 120, 600, 1800)
+MAX_RETRY_DELAY = 3600
+STALL_SECONDS = 300
+ALERT_WINDOW = timedelta(minutes=10)
+COMPONENT_EVENTS = ("component.down", "component.recovered")
+
+_senders: dict[tuple, PushSender] = {}
+
+
+# --- the sender ---------------------------------------------------------------------------
+
+def get_sender() -> PushSender:
+    """One pooled sender per worker process and key (connections are reused across jobs)."""
+    keys = current_keys()
+    if keys is None:
+        raise KeysUnavailable("no VAPID keys: run `flask --app app vapid generate`")
+    cfg = current_app.config
+    cache_key = (keys.public_key, keys.subject, cfg.get("PUSH_CA_BUNDLE"), cfg["PUSH_CONCURRENCY"],
+                 cfg["PUSH_TIMEOUT"], tuple(cfg.get("PUSH_EXTRA_ORIGINS", ())))
+    sender = _senders.get(cache_key)
+    if sender is None:
+        ssl_context = None
+        if cfg.get("PUSH_CA_BUNDLE"):
+            ssl_context = ssl.create_default_context(cafile=cfg["PUSH_CA_BUNDLE"])
+        app = current_app._get_current_object()
+
+        def allowed(url: str) -> bool:
+            # Runs on the sender's loop thread: needs its own app context for the config.
+            with app.app_context():
+                return is_allowed_endpoint(url)
+
+        sender = PushSender(VapidSigner(keys.private_key, keys.subject), is_allowed_endpoint=allowed,
+                            concurrency=cfg["PUSH_CONCURRENCY"], timeout=cfg["PUSH_TIMEOUT"],
+                            ssl_context=ssl_context)
+        _senders[cache_key] = sender
+    return sender
+
+
+# --- which subscriptions an event goes to ------------------------------------------------------
+
+def matching_ids(event: Event) -> Select:
+    query = select(Subscription.id).where(Subscription.status == "active")
+    component_ids = (event.context or {}).get("component_ids") or []
+    if component_ids:
+        chosen = select(subscription_components.c.subscription_id).where(
+            subscription_components.c.component_id.in_(component_ids))
+        query = query.where(or_(Subscription.all_components.is_(True), Subscription.id.in_(chosen)))
+    return query
+
+
+def skip_reason(event: Event) -> tuple[str, str] | None:
+    """(state, reason) when the event must not be sent, else None."""
+    if not event.notify:
+        return "skipped", "the admin chose not to notify subscribers"
+    if not get_settings().enabled:
+        return "skipped", "push notifications are disabled"
+    if not get_trigger(event.type).enabled:
+        return "skipped", f"the {event.type} trigger is off"
+    if event.type in COMPONENT_EVENTS and event.component_id:
+        later = db.session.execute(
+            select(func.max(Event.id)).where(Event.component_id == event.component_id,
+                                             Event.type.in_(COMPONENT_EVENTS))
+        ).scalar()
+        if later is not None and later != event.id:
+            return "superseded", "the component changed again within the debounce window"
+        previous = db.session.execute(
+            select(Event).where(Event.component_id == event.component_id, Event.type.in_(COMPONENT_EVENTS),
+                                Event.id < event.id).order_by(Event.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        if event.type == "component.recovered" and previous is not None and previous.state == "superseded":
+            return "skipped", "the component recovered within the debounce window; the outage was never announced"
+    return None
+
+
+# --- jobs ---------------------------------------------------------------------------------
+
+def _claim_event(event_id: int, from_states: tuple[str, ...], to_state: str) -> bool:
+    now = utcnow()
+    claimed = db.session.execute(
+        update(Event).where(Event.id == event_id, Event.state.in_(from_states))
+        .values(state=to_state, progress_at=now).execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return claimed == 1
+
+
+def fan_out(event_id: int) -> dict[str, Any]:
+    """Job: split an event's audience into batch jobs."""
+    if not _claim_event(event_id, ("pending", "dispatched"), "fanning_out"):
+        return {"event": event_id, "fanned_out": False, "why": "already claimed or finished"}
+    event = db.session.get(Event, event_id)
+    db.session.refresh(event)
+    now = utcnow()
+    if event.deliver_after and event.deliver_after > now + timedelta(seconds=1):
+        # Too early (debounce window still open): put it back and come again when it closes.
+        event.state = "dispatched"
+        db.session.commit()
+        enqueue(FAN_OUT_JOB, event_id, delay=(event.deliver_after - now).total_seconds())
+        return {"event": event_id, "fanned_out": False, "why": "waiting for the debounce window"}
+    try:
+        reason = skip_reason(event)
+        if reason is None and current_keys() is None:
+            reason = ("skipped", "no VAPID keys configured")
+    except KeysUnavailable as exc:
+        reason = ("skipped", str(exc)[:200])
+    if reason:
+        event.state, event.state_reason, event.finished_at = reason[0], reason[1], now
+        db.session.commit()
+        log.info("event %s %s: %s", event_id, reason[0], reason[1])
+        return {"event": event_id, "fanned_out": False, "why": reason[1]}
+    total = db.session.execute(select(func.count()).select_from(matching_ids(event).subquery())).scalar_one()
+    event.queued_count = total
+    event.fanned_out_at = now
+    db.session.commit()
+    batches = enqueue_batches(event)
+    finished = _mark_progress(event_id)
+    if not finished:
+        db.session.execute(update(Event).where(Event.id == event_id, Event.state == "fanning_out")
+                           .values(state="sending", progress_at=utcnow()))
+        db.session.commit()
+    return {"event": event_id, "fanned_out": True, "subscriptions": total, "batches": batches}
+
+
+def enqueue_batches(event: Event) -> int:
+    """Walk matching subscription ids in order (keyset pagination: memory stays flat)."""
+    size = current_app.config["PUSH_BATCH_SIZE"]
+    event_id, base = event.id, matching_ids(event)
+    last, batches = 0, 0
+    while True:
+        page = base.where(Subscription.id > last).order_by(Subscription.id).limit(size)
+        ids = db.session.execute(page).scalars().all()
+        if not ids:
+            return batches
+        enqueue(BATCH_JOB, event_id, ids[0], ids[-1], retry=JOB_RETRY)
+        batches += 1
+        last = ids[-1]
+
+
+@dataclass
+class _Prepared:
+    payload: bytes
+    ttl: int
+    urgency: str
+    topic: str
+
+
+def _prepare(event: Event) -> _Prepared:
+    trigger = get_trigger(event.type)
+    payload = encode_payload(build_payload(event, trigger, get_settings()))
+    return _Prepared(payload, trigger.ttl, trigger.urgency, _topic(event))
+
+
+def _topic(event: Event) -> str:
+    # Topic (RFC 8030 §5.4) makes the push service replace an undelivered older message of the
+    # same incident or component, so an offline phone wakes up to the latest state only.
+    from .triggers import event_tag
+
+    return event_tag(event)
+
+
+def _claim_new(event: Event, lo: int, hi: int) -> list[int]:
+    now = utcnow()
+    candidates = matching_ids(event).where(Subscription.id.between(lo, hi)).where(
+        ~select(Delivery.id).where(Delivery.event_id == event.id, Delivery.subscription_id == Subscription.id).exists()
+    )
+    source = select(literal(event.id), candidates.subquery().c.id, literal("sending"), literal(1),
+                    literal(now), literal(now))
+    stmt = _insert(Delivery).from_select(
+        ["event_id", "subscription_id", "outcome", "attempts", "created_at", "updated_at"], source
+    ).on_conflict_do_nothing().returning(Delivery.subscription_id)
+    ids = list(db.session.execute(stmt).scalars())
+    db.session.commit()
+    return ids
+
+
+def _claim_retries(event_id: int, ids: list[int]) -> list[int]:
+    now = utcnow()
+    claimed = list(db.session.execute(
+        update(Delivery).where(Delivery.event_id == event_id, Delivery.subscription_id.in_(ids),
+                               Delivery.outcome == "retry")
+        .values(outcome="sending", attempts=Delivery.attempts + 1, updated_at=now)
+        .returning(Delivery.subscription_id)
+    ).scalars())
+    db.session.commit()
+    return claimed
+
+
+def _insert(model):
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(model)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(model)
+
+
+def send_batch(event_id: int, lo: int, hi: int, attempt: int = 0, only_ids: list[int] | None = None) -> dict[str, int]:
+    """Job: deliver one event to the matching subscriptions with ids in [lo, hi]."""
+    event = db.session.get(Event, event_id)
+    if event is None or event.state not in ("fanning_out", "sending"):
+        return {}
+    prepared = _prepare(event)
+    claimed = _claim_retries(event_id, only_ids) if only_ids else _claim_new(event, lo, hi)
+    if not claimed:
+        return {}
+    subs = db.session.execute(
+        select(Subscription.id, Subscription.endpoint, Subscription.p256dh, Subscription.auth, Subscription.status)
+        .where(Subscription.id.in_(claimed))
+    ).all()
+    db.session.commit()  # end the read transaction: no DB locks are held while we wait on the network
+    pushes, gone = [], []
+    for sid, endpoint, p256dh, auth, status in subs:
+        if status != "active":
+            gone.append(sid)  # unsubscribed between claim and send
+            continue
+        pushes.append(OutgoingPush(sid, endpoint, b64url_decode(p256dh), b64url_decode(auth), prepared.payload,
+                                   ttl=prepared.ttl, urgency=prepared.urgency, topic=prepared.topic))
+    results = get_sender().send_all(pushes) if pushes else []
+    results += [PushResult(sid, PushOutcome.FAILED, None, "subscription no longer active") for sid in gone]
+    return record_results(event_id, results, attempt=attempt, lo=lo, hi=hi)
+
+
+def record_results(event_id: int, results: list[PushResult], *, attempt: int, lo: int, hi: int) -> dict[str, int]:
+    now = utcnow()
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    retry_ids: list[int] = []
+    retry_after = 0.0
+    counts = {"sent": 0, "expired": 0, "failed": 0, "retry": 0}
+    last_reason = {}
+    for r in results:
+        if r.outcome is PushOutcome.RETRY:
+            if attempt + 1 < MAX_ATTEMPTS:
+                retry_ids.append(r.key)
+                retry_after = max(retry_after, r.retry_after or 0.0)
+                counts["retry"] += 1
+                continue
+            r = PushResult(r.key, PushOutcome.FAILED, r.status, f"gave up after {MAX_ATTEMPTS} attempts: {r.reason}")
+        groups[(r.outcome.value, r.status, r.reason[:300])].append(r.key)
+        counts[r.outcome.value] += 1
+        last_reason[r.outcome.value] = r.reason
+    for (outcome, status, reason), ids in groups.items():
+        db.session.execute(
+            update(Delivery).where(Delivery.event_id == event_id, Delivery.subscription_id.in_(ids))
+            .values(outcome=outcome, status_code=status, reason=reason or None, updated_at=now, next_attempt_at=None)
+        )
+        if outcome == "sent":
+            db.session.execute(update(Subscription).where(Subscription.id.in_(ids)).values(last_active_at=now))
+        elif outcome == "expired":
+            db.session.execute(
+                update(Subscription).where(Subscription.id.in_(ids), Subscription.status == "active")
+                .values(status="expired", status_reason=f"push service answered {status}", updated_at=now)
+            )
+        elif outcome == "failed":
+            record_alert(reason or "delivery failed", count=len(ids))
+    if retry_ids:
+        delay = min(MAX_RETRY_DELAY, max(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)], retry_after))
+        db.session.execute(
+            update(Delivery).where(Delivery.event_id == event_id, Delivery.subscription_id.in_(retry_ids))
+            .values(outcome="retry", next_attempt_at=now + timedelta(seconds=delay), updated_at=now)
+        )
+    db.session.execute(
+        update(Event).where(Event.id == event_id).values(
+            sent_count=Event.sent_count + counts["sent"], expired_count=Event.expired_count + counts["expired"],
+            failed_count=Event.failed_count + counts["failed"], progress_at=now,
+        )
+    )
+    db.session.commit()
+    if retry_ids:
+        enqueue(BATCH_JOB, event_id, lo, hi, attempt + 1, retry_ids, delay=delay)
+    _mark_progress(event_id)
+    return counts
+
+
+def _mark_progress(event_id: int) -> bool:
+    """Mark the event done once every targeted subscription has a final outcome."""
+    done = db.session.execute(
+        update(Event).where(
+            Event.id == event_id, Event.state.in_(("fanning_out", "sending")), Event.fanned_out_at.is_not(None),
+            Event.sent_count + Event.expired_count + Event.failed_count >= Event.queued_count,
+            ~select(Delivery.id).where(Delivery.event_id == event_id,
+                                       Delivery.outcome.in_(("sending", "retry"))).exists(),
+        ).values(state="done", finished_at=utcnow())
+    ).rowcount
+    db.session.commit()
+    return done == 1
+
+
+def record_alert(reason: str, count: int = 1) -> None:
+    """Failed deliveries surface to admins: one alert per reason per 10 minutes (counts always grow)."""
+    key = reason.split(":")[0][:300] if reason else "delivery failed"
+    now = utcnow()
+    alert = db.session.execute(select(AdminAlert).where(AdminAlert.reason == key)).scalar_one_or_none()
+    if alert is None:
+        db.session.add(AdminAlert(reason=key, count=count, first_seen_at=now, last_seen_at=now,
+                                  last_alerted_at=now, alerts=1))
+        log.warning("push delivery alert: %s (%d subscription(s))", key, count)
+        return
+    alert.count += count
+    alert.last_seen_at = now
+    if alert.last_alerted_at <= now - ALERT_WINDOW:
+        alert.last_alerted_at = now
+        alert.alerts += 1
+        alert.acknowledged_at = None
+        log.warning("push delivery alert: %s (%d more)", key, count)
+
+
+# --- recovery (the sweeper calls this) ---------------------------------------------------------
+
+def requeue_stalled() -> int:
+    """Re-enqueue work whose job was lost (Redis flushed, worker killed). Safe to repeat."""
+    now = utcnow()
+    stale = now - timedelta(seconds=STALL_SECONDS)
+    count = 0
+    lost_fan_outs = db.session.execute(
+        select(Event.id).where(
+            or_(and_(Event.state == "dispatched", Event.deliver_after < stale),
+                and_(Event.state == "fanning_out", Event.progress_at < stale))
+        ).limit(100)
+    ).scalars().all()
+    for event_id in lost_fan_outs:
+        db.session.execute(update(Event).where(Event.id == event_id).values(state="dispatched", progress_at=now))
+        db.session.commit()
+        enqueue(FAN_OUT_JOB, event_id)
+        count += 1
+    stalled = db.session.execute(
+        select(Event.id).where(Event.state == "sending", Event.progress_at < stale).limit(100)
+    ).scalars().all()
+    for event_id in stalled:
+        enqueue(RESUME_JOB, event_id)
+        count += 1
+    return count
+
+
+def resume_event(event_id: int) -> dict[str, int]:
+    """Finish an event whose batches stopped: unclaimed ranges again, overdue retries again.
+    Rows left 'sending' by a dead worker are failed, not resent: we cannot know whether the push
+    went out, and a duplicate alert is worse than a missing one (the Topic header and the tag
+    would collapse it on most devices, but not all)."""
+    event = db.session.get(Event, event_id)
+    if event is None or event.state != "sending":
+        return {}
+    now = utcnow()
+    db.session.execute(update(Event).where(Event.id == event_id).values(progress_at=now))
+    interrupted = list(db.session.execute(
+        update(Delivery).where(Delivery.event_id == event_id, Delivery.outcome == "sending",
+                               Delivery.updated_at < now - timedelta(seconds=STALL_SECONDS))
+        .values(outcome="failed", reason="interrupted: the worker stopped while sending; not resent", updated_at=now)
+        .returning(Delivery.subscription_id)
+    ).scalars())
+    if interrupted:
+        db.session.execute(update(Event).where(Event.id == event_id)
+                           .values(failed_count=Event.failed_count + len(interrupted)))
+    db.session.commit()
+    batches = enqueue_batches(event)
+    overdue = db.session.execute(
+        select(Delivery.subscription_id).where(Delivery.event_id == event_id, Delivery.outcome == "retry",
+                                               Delivery.next_attempt_at < now - timedelta(seconds=60))
+    ).scalars().all()
+    if overdue:
+        enqueue(BATCH_JOB, event_id, min(overdue), max(overdue), 1, list(overdue))
+    _mark_progress(event_id)
+    return {"interrupted": len(interrupted), "batches": batches, "retries": len(overdue)}
+
+
+# --- test pushes --------------------------------------------------------------------------
+
+def test_payload(title: str | None = None, body: str | None = None) -> bytes:
+    from .settings import absolute_url, badge_url, icon_url
+
+    settings = get_settings()
+    site = current_app.config["SITE_NAME"]
+    import time
+
+    return encode_payload({
+        "title": title or f"{site}: test notification",
+        "body": body or f"Push notifications from {site} work on this device.",
+        "icon": icon_url(settings), "badge": badge_url(settings), "url": absolute_url("/"),
+        "tag": "test", "event": "test", "timestamp": int(time.time() * 1000),
+    })
+
+
+def send_test(subscription_ids: list[int], title: str | None = None, body: str | None = None) -> list[PushResult]:
+    """Send a test push now to the given subscriptions and record what the push service said."""
+    payload = test_payload(title, body)
+    subs = db.session.execute(
+        select(Subscription).where(Subscription.id.in_(subscription_ids), Subscription.status == "active")
+    ).scalars().all()
+    pushes = [OutgoingPush(s.id, s.endpoint, b64url_decode(s.p256dh), b64url_decode(s.auth), payload,
+                           ttl=3600, urgency="normal", topic="test") for s in subs]
+    results = get_sender().send_all(pushes)
+    now = utcnow()
+    by_id = {s.id: s for s in subs}
+    for r in results:
+        sub = by_id[r.key]
+        if r.outcome is PushOutcome.SENT:
+            sub.last_active_at = now
+        elif r.outcome is PushOutcome.EXPIRED:
+            sub.status, sub.status_reason, sub.updated_at = "expired", f"push service answered {r.status}", now
+        elif r.outcome is PushOutcome.FAILED:
+            record_alert(r.reason or "test push failed")
+    db.session.commit()
+    return results
+
+
+def send_test_job(subscription_id: int) -> dict[str, Any]:
+    results = send_test([subscription_id])
+    return {"results": [(r.key, r.outcome.value, r.status, r.reason) for r in results]}

@@ -1,0 +1,87 @@
+"""Site-wide push settings (enabled, icon, badge, debounce)."""
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from flask import current_app
+
+from .. import validation as v
+from ..errors import ValidationError
+from ..extensions import db
+from ..models import PushSettings
+from .keys import public_key
+
+SETTINGS_FIELDS = ("enabled", "icon_url", "badge_url", "debounce_seconds")
+DEFAULT_ICON = "/static/icons/icon-192.png"
+DEFAULT_BADGE = "/static/icons/badge-96.png"
+
+
+def get_settings() -> PushSettings:
+    settings = db.session.get(PushSettings, 1)
+    if settings is None:
+        settings = PushSettings(id=1, enabled=True)
+        db.session.add(settings)
+        db.session.flush()
+    return settings
+
+
+def push_available() -> bool:
+    """Visitors may subscribe: push is enabled and keys exist."""
+    settings = db.session.get(PushSettings, 1)
+    if settings is not None and not settings.enabled:
+        return False
+    return public_key() is not None
+
+
+def absolute_url(path_or_url: str) -> str:
+    return urljoin(current_app.config["SITE_URL"] + "/", path_or_url)
+
+
+def icon_url(settings: PushSettings) -> str:
+    return absolute_url(settings.icon_url or DEFAULT_ICON)
+
+
+def badge_url(settings: PushSettings) -> str:
+    return absolute_url(settings.badge_url or DEFAULT_BADGE)
+
+
+def _image_url(data: dict, name: str) -> str | None:
+    value = v.string(data, name, max_length=500)
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if value.startswith("/") and not value.startswith("//"):
+        return value
+    if parts.scheme != "https" or not parts.netloc:
+        raise ValidationError(f"{name} must be a site path like /static/x.png or an https:// URL", field=name)
+    return value
+
+
+def update_settings(data: dict[str, Any]) -> PushSettings:
+    v.require_object(data, SETTINGS_FIELDS, what="push settings")
+    settings = get_settings()
+    if "enabled" in data:
+        settings.enabled = v.boolean(data, "enabled", default=True)
+    if "icon_url" in data:
+        settings.icon_url = _image_url(data, "icon_url")
+    if "badge_url" in data:
+        settings.badge_url = _image_url(data, "badge_url")
+    if "debounce_seconds" in data:
+        settings.debounce_seconds = v.integer(data, "debounce_seconds", minimum=0, maximum=3600)
+    db.session.flush()
+    return settings
+
+
+def settings_dict(settings: PushSettings) -> dict[str, Any]:
+    return {
+        "enabled": settings.enabled,
+        "configured": public_key() is not None,
+        "public_key": public_key(),
+        "icon_url": settings.icon_url,
+        "badge_url": settings.badge_url,
+        "icon": icon_url(settings),
+        "badge": badge_url(settings),
+        "debounce_seconds": settings.debounce_seconds
+        if settings.debounce_seconds is not None else current_app.config["PUSH_DEBOUNCE_SECONDS"],
+    }

@@ -1,0 +1,239 @@
+"""Visitor push subscriptions: validation (including which endpoints may ever be contacted),
+subscribe/resubscribe/unsubscribe, and the admin listing."""
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from .. import validation as v
+from ..errors import NotFoundError, ValidationError
+from ..extensions import db
+from ..models import Component, Subscription
+from ..timeutil import utcnow
+from .crypto import validate_auth, validate_p256dh
+
+# Hosts of the browser push services (exact host or any subdomain of the suffixes).
+PUSH_SERVICE_HOSTS = ("fcm.googleapis.com", "updates.push.services.mozilla.com")
+PUSH_SERVICE_SUFFIXES = (".push.apple.com", ".notify.windows.com")
+MAX_ENDPOINT = 2048
+SUBSCRIBE_FIELDS = ("endpoint", "expirationTime", "keys", "components", "oldEndpoint")
+
+
+def normalize_origin(url: str) -> str | None:
+    """scheme://host[:port] with default ports dropped and the host lowercased, or None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    default = 443 if parts.scheme == "https" else 80
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def extra_origins() -> set[str]:
+    return {o for o in (normalize_origin(x) for x in current_app.config.get("PUSH_EXTRA_ORIGINS", [])) if o}
+
+
+def endpoint_problem(url: Any) -> str | None:
+    """Why `url` may not be used as a push endpoint, or None when it may. Checked at subscribe
+    time and again before every send: only known push services and PUSH_EXTRA_ORIGINS."""
+    if not isinstance(url, str) or not url:
+        return "endpoint must be a non-empty string"
+    if len(url) > MAX_ENDPOINT:
+        return f"endpoint must be at most {MAX_ENDPOINT} characters"
+    if not url.isascii() or any(ord(ch) < 33 for ch in url) or "\\" in url:
+        return "endpoint must be a plain ASCII URL without spaces, control characters or backslashes"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "endpoint is not a valid URL"
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        return "endpoint must not contain user info"
+    origin = normalize_origin(url)
+    if origin is None:
+        return "endpoint must be an http(s) URL"
+    if not parts.path or parts.path == "/":
+        return "endpoint must include the push service's path"
+    if parts.fragment:
+        return "endpoint must not contain a fragment"
+    if origin in extra_origins():
+        return None
+    if parts.scheme != "https":
+        return "endpoint must use https"
+    if port not in (None, 443):
+        return "endpoint must use the default https port"
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return "endpoint must name a push service host, not an IP address"
+    except ValueError:
+        pass
+    if host.endswith("."):
+        return "endpoint host must not end with a dot"
+    if host in PUSH_SERVICE_HOSTS or any(host.endswith(s) and len(host) > len(s) for s in PUSH_SERVICE_SUFFIXES):
+        return None
+    return f"endpoint host {host} is not a known push service"
+
+
+def is_allowed_endpoint(url: str) -> bool:
+    return endpoint_problem(url) is None
+
+
+def browser_family(user_agent: str | None) -> str:
+    ua = (user_agent or "").lower()
+    if "edg/" in ua:
+        return "Edge"
+    if "opr/" in ua or "opera" in ua:
+        return "Opera"
+    if "samsungbrowser" in ua:
+        return "Samsung Internet"
+    if "firefox/" in ua or "fxios" in ua:
+        return "Firefox"
+    if "chrome/" in ua or "chromium/" in ua or "crios" in ua:
+        return "Chrome"
+    if "safari/" in ua and ("iphone" in ua or "ipad" in ua):
+        return "Safari (iOS)"
+    if "safari/" in ua:
+        return "Safari"
+    return "Other"
+
+
+def _expiration(data: dict) -> datetime | None:
+    value = data.get("expirationTime")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 2**53:
+        raise ValidationError("expirationTime must be null or a timestamp in milliseconds", field="expirationTime")
+    try:
+        return datetime.fromtimestamp(value / 1000, UTC).replace(tzinfo=None)
+    except (OverflowError, OSError, ValueError):
+        raise ValidationError("expirationTime is out of range", field="expirationTime") from None
+
+
+def _components(data: dict) -> list[Component] | None:
+    ids = v.id_list(data, "components", max_items=500)
+    if not ids:
+        return None
+    found = db.session.execute(select(Component).where(Component.id.in_(ids))).scalars().all()
+    missing = sorted(set(ids) - {c.id for c in found})
+    if missing:
+        raise ValidationError(f"unknown component id(s): {', '.join(map(str, missing))}", field="components")
+    return list(found)
+
+
+def parse_subscription(data: Any) -> dict[str, Any]:
+    v.require_object(data, SUBSCRIBE_FIELDS, what="subscription")
+    endpoint = data.get("endpoint")
+    problem = endpoint_problem(endpoint)
+    if problem:
+        raise ValidationError(problem, field="endpoint")
+    keys = data.get("keys")
+    if not isinstance(keys, dict):
+        raise ValidationError("keys must be an object with p256dh and auth", field="keys")
+    unknown = sorted(set(keys) - {"p256dh", "auth"})
+    if unknown:
+        raise ValidationError(f"unknown field(s) in keys: {', '.join(unknown)}", field="keys")
+    p256dh, auth = keys.get("p256dh"), keys.get("auth")
+    if not isinstance(p256dh, str) or not isinstance(auth, str) or len(p256dh) > 100 or len(auth) > 40:
+        raise ValidationError("keys.p256dh and keys.auth must be base64url strings", field="keys")
+    try:
+        validate_p256dh(p256dh)
+    except ValueError as exc:
+        raise ValidationError(f"keys.p256dh: {exc}", field="keys.p256dh") from None
+    try:
+        validate_auth(auth)
+    except ValueError as exc:
+        raise ValidationError(f"keys.auth: {exc}", field="keys.auth") from None
+    old = data.get("oldEndpoint")
+    if old is not None and (not isinstance(old, str) or len(old) > MAX_ENDPOINT):
+        raise ValidationError("oldEndpoint must be the previous endpoint URL", field="oldEndpoint")
+    return {
+        "endpoint": endpoint, "p256dh": p256dh.rstrip("="), "auth": auth.rstrip("="),
+        "expiration_time": _expiration(data), "components": _components(data), "old_endpoint": old,
+    }
+
+
+def find_subscription(endpoint: str) -> Subscription | None:
+    return db.session.execute(select(Subscription).where(Subscription.endpoint == endpoint)).scalar_one_or_none()
+
+
+def subscribe(data: Any, user_agent: str | None = None) -> tuple[Subscription, bool]:
+    """Create or update the subscription for an endpoint; returns (subscription, created)."""
+    parsed = parse_subscription(data)
+    now = utcnow()
+    sub = find_subscription(parsed["endpoint"])
+    created = False
+    if sub is None and parsed["old_endpoint"]:
+        # pushsubscriptionchange: move the old row (and its filters) to the new endpoint.
+        sub = find_subscription(parsed["old_endpoint"])
+        if sub is not None:
+            sub.endpoint = parsed["endpoint"]
+    if sub is None:
+        sub = Subscription(endpoint=parsed["endpoint"], created_at=now)
+        db.session.add(sub)
+        created = True
+    elif parsed["old_endpoint"] and parsed["old_endpoint"] != parsed["endpoint"]:
+        old = find_subscription(parsed["old_endpoint"])
+        if old is not None and old is not sub:
+            old.status, old.status_reason, old.updated_at = "expired", "replaced by a new subscription", now
+    sub.p256dh = parsed["p256dh"]
+    sub.auth = parsed["auth"]
+    sub.expiration_time = parsed["expiration_time"]
+    sub.status = "active"
+    sub.status_reason = None
+    sub.updated_at = now
+    sub.last_active_at = sub.last_active_at or now
+    if user_agent is not None:
+        sub.browser = browser_family(user_agent)
+    components = parsed["components"]
+    sub.all_components = components is None
+    sub.components = components or []
+    db.session.flush()
+    return sub, created
+
+
+def unsubscribe(data: Any) -> Subscription:
+    v.require_object(data, ("endpoint",), what="body")
+    endpoint = v.string(data, "endpoint", required=True, max_length=MAX_ENDPOINT)
+    sub = find_subscription(endpoint)
+    if sub is None:
+        raise NotFoundError("no subscription with that endpoint")
+    sub.status, sub.status_reason, sub.updated_at = "unsubscribed", "unsubscribed by the visitor", utcnow()
+    sub.components = []
+    db.session.flush()
+    return sub
+
+
+def subscription_dict(sub: Subscription) -> dict[str, Any]:
+    from ..timeutil import iso
+
+    return {
+        "id": sub.id,
+        "endpoint_origin": normalize_origin(sub.endpoint),
+        "browser": sub.browser,
+        "created_at": iso(sub.created_at),
+        "last_active_at": iso(sub.last_active_at),
+        "status": sub.status,
+        "status_reason": sub.status_reason,
+        "components": "all" if sub.all_components else [c.id for c in sub.components],
+    }
+
+
+def list_subscriptions(status: str | None = None, limit: int = 100, offset: int = 0) -> tuple[list[Subscription], dict]:
+    query = select(Subscription)
+    if status:
+        query = query.where(Subscription.status == status)
+    rows = db.session.execute(query.order_by(Subscription.id.desc()).limit(limit).offset(offset)).scalars().all()
+    counts = dict(db.session.execute(select(Subscription.status, func.count()).group_by(Subscription.status)).all())
+    return list(rows), counts

@@ -1,0 +1,66 @@
+"""Anonymous visitor push API under /api/push: public key, subscribe, unsubscribe, test push."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from .api import json_body
+from .errors import NotFoundError, ServiceError
+from .events import commit
+from .extensions import limiter
+from .http import json_error
+from .jobs import EnqueueError, enqueue
+from .push.delivery import TEST_JOB
+from .push.keys import public_key
+from .push.settings import push_available
+from .push.subscriptions import find_subscription, subscribe, unsubscribe
+
+bp = Blueprint("pushapi", __name__, url_prefix="/api/push")
+
+
+def _limit(name: str, default: str):
+    return lambda: current_app.config.get(name) or default
+
+
+@bp.get("/public-key")
+def get_public_key():
+    key = public_key()
+    if key is None:
+        return json_error("push notifications are not configured on this status page yet", 503)
+    response = jsonify({"publicKey": key})
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.post("/subscriptions")
+@limiter.limit(_limit("RATELIMIT_SUBSCRIBE", "30 per minute; 300 per day"))
+def create_subscription():
+    if not push_available():
+        return json_error("push notifications are turned off on this status page", 503)
+    sub, created = subscribe(json_body(), request.headers.get("User-Agent"))
+    commit()
+    return jsonify({"id": sub.id, "status": sub.status}), (201 if created else 200)
+
+
+@bp.delete("/subscriptions")
+@limiter.limit(_limit("RATELIMIT_UNSUBSCRIBE", "30 per minute"))
+def delete_subscription():
+    unsubscribe(json_body())
+    commit()
+    return "", 204
+
+
+@bp.post("/test")
+@limiter.limit(_limit("RATELIMIT_TEST_PUSH", "3 per minute; 20 per day"))
+def test_push():
+    data = json_body()
+    endpoint = data.get("endpoint") if isinstance(data, dict) else None
+    if not isinstance(endpoint, str) or not endpoint or set(data) - {"endpoint"}:
+        raise ServiceError('send {"endpoint": "<your subscription endpoint>"}')
+    sub = find_subscription(endpoint)
+    if sub is None or sub.status != "active":
+        raise NotFoundError("no active subscription with that endpoint; subscribe first")
+    try:
+        enqueue(TEST_JOB, sub.id)
+    except EnqueueError:
+        return json_error("the notification queue is unavailable; try again in a minute", 503)
+    return jsonify({"queued": True}), 202

@@ -1,0 +1,117 @@
+"""JSON shapes. The public v2 API mirrors Atlassian Statuspage's field names and enums (string
+ids); the admin v1 API uses the same shapes with integer ids so scripts can pass them back."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from .models import Component, ComponentGroup, Incident, IncidentUpdate
+from .timeutil import iso
+
+PAGE_ID = "status"
+
+
+def _id(value: int, native: bool) -> int | str:
+    return value if native else str(value)
+
+
+def group_ref(group_id: int, native: bool) -> int | str:
+    return group_id if native else f"group-{group_id}"
+
+
+def page_dict(updated_at=None) -> dict[str, Any]:
+    return {
+        "id": PAGE_ID,
+        "name": current_app.config["SITE_NAME"],
+        "url": current_app.config["SITE_URL"],
+        "time_zone": current_app.config["SITE_TIMEZONE"],
+        "updated_at": iso(updated_at),
+    }
+
+
+def component_dict(c: Component, native: bool = False) -> dict[str, Any]:
+    return {
+        "id": _id(c.id, native),
+        "name": c.name,
+        "status": c.status,
+        "created_at": iso(c.created_at),
+        "updated_at": iso(c.updated_at),
+        "position": c.position,
+        "description": c.description,
+        "showcase": c.showcase,
+        "start_date": c.created_at.date().isoformat() if c.created_at else None,
+        "group_id": group_ref(c.group_id, native) if c.group_id else None,
+        "page_id": PAGE_ID,
+        "group": False,
+        "only_show_if_degraded": False,
+    }
+
+
+def group_dict(g: ComponentGroup, native: bool = False) -> dict[str, Any]:
+    members = g.components
+    worst = "operational"
+    order = ["operational", "under_maintenance", "degraded_performance", "partial_outage", "major_outage"]
+    for c in members:
+        if order.index(c.status) > order.index(worst):
+            worst = c.status
+    return {
+        "id": group_ref(g.id, native),
+        "name": g.name,
+        "status": worst,
+        "created_at": iso(g.created_at),
+        "updated_at": iso(g.updated_at),
+        "position": g.position,
+        "description": g.description,
+        "showcase": False,
+        "start_date": None,
+        "group_id": None,
+        "page_id": PAGE_ID,
+        "group": True,
+        "only_show_if_degraded": False,
+        "components": [_id(c.id, native) for c in members],
+    }
+
+
+def update_dict(u: IncidentUpdate, native: bool = False) -> dict[str, Any]:
+    affected = [
+        {**a, "code": _id(a["code"], native) if isinstance(a.get("code"), int) else a.get("code")}
+        for a in (u.affected_components or [])
+    ]
+    return {
+        "id": _id(u.id, native),
+        "status": u.status,
+        "body": u.body,
+        "incident_id": _id(u.incident_id, native),
+        "created_at": iso(u.created_at),
+        "updated_at": iso(u.created_at),
+        "display_at": iso(u.created_at),
+        "affected_components": affected or None,
+        "deliver_notifications": True,
+        "custom_tweet": None,
+        "tweet_id": None,
+    }
+
+
+def incident_dict(i: Incident, native: bool = False) -> dict[str, Any]:
+    data = {
+        "id": _id(i.id, native),
+        "name": i.name,
+        "status": i.status,
+        "created_at": iso(i.created_at),
+        "updated_at": iso(i.updated_at),
+        "monitoring_at": iso(i.monitoring_at),
+        "resolved_at": iso(i.resolved_at),
+        "impact": i.impact,
+        "shortlink": f"{current_app.config['SITE_URL']}/incidents/{i.id}",
+        "started_at": iso(i.started_at or i.created_at),
+        "page_id": PAGE_ID,
+        "incident_updates": [update_dict(u, native) for u in i.updates],
+        "components": [component_dict(c, native) for c in i.components],
+    }
+    if i.kind == "maintenance":
+        data["scheduled_for"] = iso(i.scheduled_for)
+        data["scheduled_until"] = iso(i.scheduled_until)
+        if native:
+            data["auto_transition"] = i.auto_transition
+    return data

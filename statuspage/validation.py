@@ -1,0 +1,113 @@
+"""Small, strict validators for JSON and form input (unknown fields and wrong types are errors)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from .errors import ValidationError
+from .timeutil import parse_iso
+
+
+def require_object(data: Any, allowed: Iterable[str], *, what: str = "body") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValidationError(f"{what} must be a JSON object")
+    allowed = set(allowed)
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValidationError(
+            f"unknown field(s) in {what}: {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
+            field=unknown[0],
+        )
+    return data
+
+
+def string(data: dict, name: str, *, required: bool = False, max_length: int = 300,
+           allow_empty: bool = False, default: str | None = None) -> str | None:
+    if name not in data or data[name] is None:
+        if required:
+            raise ValidationError(f"{name} is required", field=name)
+        return default
+    value = data[name]
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be a string", field=name)
+    value = value.strip()
+    if "\x00" in value:
+        raise ValidationError(f"{name} must not contain NUL characters", field=name)
+    if not value and not allow_empty:
+        if required:
+            raise ValidationError(f"{name} must not be empty", field=name)
+        return default
+    if len(value) > max_length:
+        raise ValidationError(f"{name} must be at most {max_length} characters", field=name)
+    return value
+
+
+def choice(data: dict, name: str, choices: Iterable[str], *, required: bool = False,
+           default: str | None = None) -> str | None:
+    value = string(data, name, required=required, max_length=64, default=default)
+    choices = tuple(choices)
+    if value is not None and value not in choices:
+        raise ValidationError(f"{name} must be one of: {', '.join(choices)}", field=name)
+    return value
+
+
+def boolean(data: dict, name: str, *, default: bool | None = None) -> bool | None:
+    if name not in data or data[name] is None:
+        return default
+    value = data[name]
+    if not isinstance(value, bool):
+        raise ValidationError(f"{name} must be true or false", field=name)
+    return value
+
+
+def integer(data: dict, name: str, *, default: int | None = None, minimum: int | None = None,
+            maximum: int | None = None, required: bool = False) -> int | None:
+    if name not in data or data[name] is None:
+        if required:
+            raise ValidationError(f"{name} is required", field=name)
+        return default
+    value = data[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{name} must be an integer", field=name)
+    if minimum is not None and value < minimum:
+        raise ValidationError(f"{name} must be at least {minimum}", field=name)
+    if maximum is not None and value > maximum:
+        raise ValidationError(f"{name} must be at most {maximum}", field=name)
+    return value
+
+
+def timestamp(data: dict, name: str, *, required: bool = False) -> datetime | None:
+    if name not in data or data[name] is None:
+        if required:
+            raise ValidationError(f"{name} is required (ISO 8601 timestamp)", field=name)
+        return None
+    value = data[name]
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be an ISO 8601 timestamp string", field=name)
+    try:
+        parsed = parse_iso(value)
+    except ValueError:
+        raise ValidationError(f"{name} is not a valid ISO 8601 timestamp: {value[:40]!r}", field=name) from None
+    if not 1970 <= parsed.year <= 9000:
+        raise ValidationError(f"{name} is out of range", field=name)
+    return parsed
+
+
+def id_list(data: dict, name: str, *, max_items: int = 500) -> list[int] | None:
+    if name not in data or data[name] is None:
+        return None
+    value = data[name]
+    if not isinstance(value, list):
+        raise ValidationError(f"{name} must be a list of ids", field=name)
+    if len(value) > max_items:
+        raise ValidationError(f"{name} may hold at most {max_items} ids", field=name)
+    ids: list[int] = []
+    for item in value:
+        if isinstance(item, str) and item.isdigit():
+            item = int(item)
+        if isinstance(item, bool) or not isinstance(item, int) or item < 1 or item > 2**31:
+            raise ValidationError(f"{name} must contain only positive integer ids", field=name)
+        if item not in ids:
+            ids.append(item)
+    return ids
