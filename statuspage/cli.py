@@ -8,7 +8,7 @@ import time
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 
 from .errors import ServiceError
@@ -171,6 +171,7 @@ def start_sweeper_thread(app: Flask, interval: int) -> threading.Thread:
 
 
 @click.command("worker")
+@with_appcontext
 @click.option("--burst", is_flag=True, help="Drain the queue (and due scheduled jobs), then exit.")
 def worker_command(burst: bool) -> None:
     """RQ worker for the project's queue, with RQ's scheduler for delayed jobs."""
@@ -194,6 +195,7 @@ def worker_command(burst: bool) -> None:
 
 
 @click.command("sweep")
+@with_appcontext
 def sweep_command() -> None:
     """Run the sweeper once: due maintenances, undispatched events, stalled deliveries."""
     from .sweeper import sweep
@@ -202,6 +204,7 @@ def sweep_command() -> None:
 
 
 @click.command("bootstrap")
+@with_appcontext
 def bootstrap_command() -> None:
     """First-run set-up for `make run`: VAPID keys and a first admin if none exist."""
     from .auth import create_user

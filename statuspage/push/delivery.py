@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, and_, func, literal, or_, select, update
+from sqlalchemy import Select, and_, func, literal, or_, select, true, update
 
 from ..events import JOB_RETRY
 from ..extensions import db
@@ -207,8 +207,9 @@ def _claim_new(event: Event, lo: int, hi: int) -> list[int]:
     candidates = matching_ids(event).where(Subscription.id.between(lo, hi)).where(
         ~select(Delivery.id).where(Delivery.event_id == event.id, Delivery.subscription_id == Subscription.id).exists()
     )
+    # WHERE true: without a WHERE, SQLite parses "ON CONFLICT" as a join constraint of the SELECT.
     source = select(literal(event.id), candidates.subquery().c.id, literal("sending"), literal(1),
-                    literal(now), literal(now))
+                    literal(now), literal(now)).where(true())
     stmt = _insert(Delivery).from_select(
         ["event_id", "subscription_id", "outcome", "attempts", "created_at", "updated_at"], source
     ).on_conflict_do_nothing().returning(Delivery.subscription_id)
