@@ -3,6 +3,7 @@ subscribe/resubscribe/unsubscribe, and the admin listing."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +23,10 @@ PUSH_SERVICE_HOSTS = ("fcm.googleapis.com", "updates.push.services.mozilla.com")
 PUSH_SERVICE_SUFFIXES = (".push.apple.com", ".notify.windows.com")
 MAX_ENDPOINT = 2048
 SUBSCRIBE_FIELDS = ("endpoint", "expirationTime", "keys", "components", "oldEndpoint")
+# A push service host as it appears in the URL: DNS labels only, optional numeric port. Anything
+# else (percent-escapes, empty labels, "[...]", ";", an empty port) is refused before the allow-list.
+_NETLOC_RE = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?")
+_LABEL_RE = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
 def normalize_origin(url: str) -> str | None:
@@ -51,7 +56,7 @@ def endpoint_problem(url: Any) -> str | None:
         return "endpoint must be a non-empty string"
     if len(url) > MAX_ENDPOINT:
         return f"endpoint must be at most {MAX_ENDPOINT} characters"
-    if not url.isascii() or any(ord(ch) < 33 for ch in url) or "\\" in url:
+    if not url.isascii() or any(ord(ch) < 33 or ord(ch) == 127 for ch in url) or "\\" in url:
         return "endpoint must be a plain ASCII URL without spaces, control characters or backslashes"
     try:
         parts = urlsplit(url)
@@ -74,13 +79,15 @@ def endpoint_problem(url: Any) -> str | None:
     if port not in (None, 443):
         return "endpoint must use the default https port"
     host = parts.hostname or ""
+    if host.endswith("."):
+        return "endpoint host must not end with a dot"
     try:
         ipaddress.ip_address(host.strip("[]"))
         return "endpoint must name a push service host, not an IP address"
     except ValueError:
         pass
-    if host.endswith("."):
-        return "endpoint host must not end with a dot"
+    if not _NETLOC_RE.fullmatch(parts.netloc) or not all(_LABEL_RE.fullmatch(label) for label in host.split(".")):
+        return "endpoint host is not a valid DNS name"
     if host in PUSH_SERVICE_HOSTS or any(host.endswith(s) and len(host) > len(s) for s in PUSH_SERVICE_SUFFIXES):
         return None
     return f"endpoint host {host} is not a known push service"
