@@ -110,7 +110,8 @@ def set_component_status(component: Component, status: str, *, incident_id: int 
     event_type = None
     if status in DOWN_STATUSES and old not in DOWN_STATUSES:
         event_type = "component.down"
-    elif status == "operational" and old in DOWN_STATUSES:
+    elif status == "operational" and _last_component_event(component.id) == "component.down":
+        # Recovered means back to operational after being down, even via degraded_performance.
         event_type = "component.recovered"
     if event_type:
         # Component events wait out the debounce window so flapping sends only the settled state.
@@ -128,6 +129,16 @@ def set_component_status(component: Component, status: str, *, incident_id: int 
             },
         )
     return {"code": component.id, "name": component.name, "old_status": old, "new_status": status}
+
+
+def _last_component_event(component_id: int) -> str | None:
+    from .models import Event
+
+    return db.session.execute(
+        select(Event.type).where(Event.component_id == component_id,
+                                 Event.type.in_(("component.down", "component.recovered")))
+        .order_by(Event.id.desc()).limit(1)
+    ).scalar_one_or_none()
 
 
 def debounce_seconds() -> int:

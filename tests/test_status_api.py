@@ -215,3 +215,12 @@ def test_times_are_shown_with_time_zone(sqlite_app):
     page = client.get("/").get_data(as_text=True)
     assert "CET" in page or "CEST" in page
     assert client.get("/api/v2/summary.json").json["page"]["time_zone"] == "Europe/Berlin"
+
+
+def test_component_recovery_via_degraded_counts_as_recovered(app, api):
+    cid = api.post("/api/v1/components", {"name": "Queue"}).json["id"]
+    for status in ("major_outage", "degraded_performance", "operational", "degraded_performance", "operational"):
+        assert api.patch(f"/api/v1/components/{cid}", {"status": status}).status_code == 200
+    with app.app_context():
+        types = db.session.execute(select(Event.type).order_by(Event.id)).scalars().all()
+    assert types == ["component.down", "component.recovered"]
