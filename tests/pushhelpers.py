@@ -1,0 +1,125 @@
+"""Shared pieces of the push delivery tests: apps wired to the push-service simulator (eager jobs
+or the real RQ worker on real Redis), subscribing through the public API, running a burst worker,
+moving RQ's scheduled jobs forward in time, and reading rows back."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from redis import Redis
+from rq import Queue
+from rq.registry import ScheduledJobRegistry
+from sqlalchemy import select
+
+from statuspage.extensions import db
+from statuspage.models import Delivery, Event, Subscription
+from statuspage.push.simulator import PushSimulator, SimSubscription
+
+try:  # tests/ is a plain directory (conftest importable as `conftest`) or a package
+    from conftest import TEST_SECRET, Api, _dispose, create_admin_token, make_app
+except ImportError:  # pragma: no cover - depends on how pytest imported tests/
+    from tests.conftest import TEST_SECRET, Api, _dispose, create_admin_token, make_app
+
+__all__ = ["TEST_SECRET", "Api", "build_app", "close_senders", "create_admin_token", "delivery_rows", "dispose",
+           "event_rows", "generate_keys", "make_due", "make_app", "queue", "run_worker", "scheduled_jobs",
+           "sub_row", "subscribe"]
+
+
+def build_app(kind: str, tmp_path, pg_database: str, sim: PushSimulator | None, *, redis_url: str | None = None,
+              **overrides: Any):
+    """An app on SQLite or PostgreSQL that may contact `sim`; with `redis_url`, jobs go to RQ."""
+    url = f"sqlite:///{tmp_path / 'push.db'}" if kind == "sqlite" else pg_database
+    config: dict[str, Any] = {"PUSH_EXTRA_ORIGINS": [sim.origin] if sim else []}
+    if sim is not None and sim.tls:
+        config["PUSH_CA_BUNDLE"] = sim.cert_path
+    if redis_url:
+        config.update(REDIS_URL=redis_url, JOBS_EAGER=False)
+    config.update(overrides)
+    return make_app(url, tmp_path, **config)
+
+
+def close_senders() -> None:
+    """Stop the pooled senders the delivery module caches per key/config (one per test app)."""
+    from statuspage.push import delivery
+
+    senders = getattr(delivery, "_senders", {})
+    for sender in list(senders.values()):
+        sender.close()
+    senders.clear()
+
+
+def dispose(app) -> None:
+    close_senders()
+    _dispose(app)
+
+
+def generate_keys(app) -> str:
+    """`flask vapid generate`; returns the public key (the command's last line)."""
+    result = app.test_cli_runner().invoke(args=["vapid", "generate"])
+    assert result.exit_code == 0, result.output
+    return result.stdout.strip().splitlines()[-1]
+
+
+def subscribe(client, sim: PushSimulator, public_key: str, *, user_agent: str | None = None,
+              **extra: Any) -> tuple[SimSubscription, int]:
+    """A browser subscribes through POST /api/push/subscriptions; returns (sim subscription, id)."""
+    sub = sim.new_subscription(public_key)
+    headers = {"User-Agent": user_agent} if user_agent else {}
+    response = client.post("/api/push/subscriptions", json={**sub.to_json(), **extra}, headers=headers)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    return sub, response.json["id"]
+
+
+def queue(app) -> Queue:
+    return Queue(app.config["RQ_QUEUE"], connection=Redis.from_url(app.config["REDIS_URL"]))
+
+
+def run_worker(app) -> None:
+    """`flask worker --burst`: the real RQ worker drains the queue and due scheduled jobs."""
+    result = app.test_cli_runner().invoke(args=["worker", "--burst"])
+    assert result.exit_code == 0, (result.output, result.exception)
+
+
+def scheduled_jobs(app) -> list[tuple[Any, float]]:
+    """(job, unix time it is scheduled for) for every job waiting in RQ's scheduler."""
+    q = queue(app)
+    registry = ScheduledJobRegistry(queue=q)
+    out = []
+    for job_id, score in q.connection.zrange(registry.key, 0, -1, withscores=True):
+        out.append((q.fetch_job(job_id.decode()), score))
+    return out
+
+
+def make_due(app) -> int:
+    """Time travel for RQ's scheduler: every scheduled job becomes due now (no sleeping in tests)."""
+    q = queue(app)
+    registry = ScheduledJobRegistry(queue=q)
+    ids = [j.decode() for j in q.connection.zrange(registry.key, 0, -1)]
+    if ids:
+        q.connection.zadd(registry.key, {job_id: time.time() - 1 for job_id in ids})
+    return len(ids)
+
+
+def sub_row(app, sub_id: int) -> Subscription:
+    with app.app_context():
+        row = db.session.get(Subscription, sub_id)
+        db.session.expunge(row)
+        return row
+
+
+def event_rows(app, event_type: str | None = None) -> list[Event]:
+    with app.app_context():
+        query = select(Event).order_by(Event.id)
+        if event_type:
+            query = query.where(Event.type == event_type)
+        rows = list(db.session.execute(query).scalars())
+        db.session.expunge_all()
+        return rows
+
+
+def delivery_rows(app, event_id: int) -> dict[int, Delivery]:
+    """subscription id -> Delivery row for one event."""
+    with app.app_context():
+        rows = list(db.session.execute(select(Delivery).where(Delivery.event_id == event_id)).scalars())
+        db.session.expunge_all()
+        return {d.subscription_id: d for d in rows}

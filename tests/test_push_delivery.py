@@ -1,0 +1,325 @@
+"""Visitor Web Push end to end with the real RQ worker on real Redis and the push-service
+simulator: a browser subscribes through the public API, an admin posts through /api/v1, a burst
+worker delivers, and the simulator (which verifies VAPID and decrypts like a browser) tells what
+arrived. Every push service answer is exercised: 201, 404/410, 429 + Retry-After, 5xx, 400-413."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from statuspage.extensions import db
+from statuspage.models import AdminAlert, Event
+from statuspage.push.crypto import b64url_decode
+from statuspage.push.simulator import PushSimulator
+from statuspage.worker import AppWorker
+
+try:
+    import pushhelpers as ph
+except ImportError:  # tests/ imported as a package
+    from tests import pushhelpers as ph
+
+BATCH_JOB = "statuspage.push.delivery.send_batch"
+
+
+@pytest.fixture
+def sim() -> Iterator[PushSimulator]:
+    with PushSimulator() as s:
+        yield s
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def rq_app(request, tmp_path, pg_database, sim, redis_url):
+    marker = request.node.get_closest_marker("app_config")
+    app = ph.build_app(request.param, tmp_path, pg_database, sim, redis_url=redis_url,
+                       **(marker.kwargs if marker else {}))
+    yield app
+    ph.dispose(app)
+
+
+@pytest.fixture
+def api(rq_app):
+    return ph.Api(rq_app.test_client(), ph.create_admin_token(rq_app))
+
+
+def _post_incident(api, **fields) -> int:
+    body = {"name": "Database unavailable", "status": "investigating", "impact": "major",
+            "body": "We are **looking** into [it](https://example.com)."}
+    body.update(fields)
+    r = api.post("/api/v1/incidents", json=body)
+    assert r.status_code == 201, r.json
+    return r.json["id"]
+
+
+def _alerts(app) -> dict[str, AdminAlert]:
+    with app.app_context():
+        rows = list(db.session.execute(select(AdminAlert)).scalars())
+        db.session.expunge_all()
+        return {a.reason: a for a in rows}
+
+
+# --- the happy path, every field ----------------------------------------------------------------
+
+def test_incident_reaches_subscriber_with_every_payload_field_and_header(rq_app, sim, api):
+    public_key = ph.generate_keys(rq_app)
+    sub, sub_id = ph.subscribe(api.client, sim, public_key,
+                               user_agent="Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36")
+    subscribed_active_at = ph.sub_row(rq_app, sub_id).last_active_at
+
+    incident_id = _post_incident(api)
+    # Nothing is sent from the request: the event waits in the queue for a worker.
+    assert sim.attempts() == []
+    [event] = ph.event_rows(rq_app)
+    assert event.state == "dispatched"
+
+    before = time.time()
+    ph.run_worker(rq_app)
+
+    [message] = sim.received(sub.token)
+    assert message.payload == {
+        "title": "Example Status: Database unavailable",
+        "body": "Investigating — We are looking into it.",
+        "icon": "https://status.example.com/static/icons/icon-192.png",
+        "badge": "https://status.example.com/static/icons/badge-96.png",
+        "url": f"https://status.example.com/incidents/{incident_id}",
+        "tag": f"incident-{incident_id}",
+        "event": "incident.created",
+        "timestamp": int(event.created_at.replace(tzinfo=UTC).timestamp() * 1000),
+    }
+    headers = message.headers
+    assert headers["TTL"] == "86400"
+    assert headers["Urgency"] == "high"
+    assert headers["Topic"] == f"incident-{incident_id}"
+    assert headers["Content-Encoding"] == "aes128gcm"
+    assert headers["Content-Type"] == "application/octet-stream"
+    scheme, _, params = headers["Authorization"].partition(" ")
+    assert scheme == "vapid"
+    fields = dict(p.split("=", 1) for p in params.split(","))
+    assert fields["k"] == public_key and fields["t"].count(".") == 2
+    assert message.claims["aud"] == sim.origin
+    assert before < message.claims["exp"] <= time.time() + 24 * 3600
+    assert message.claims["sub"] == "https://status.example.com"
+    assert message.body_len <= 4096
+
+    [event] = ph.event_rows(rq_app)
+    assert (event.state, event.queued_count, event.sent_count, event.expired_count, event.failed_count) == (
+        "done", 1, 1, 0, 0)
+    [delivery] = ph.delivery_rows(rq_app, event.id).values()
+    assert (delivery.subscription_id, delivery.outcome, delivery.status_code, delivery.attempts) == (
+        sub_id, "sent", 201, 1)
+    row = ph.sub_row(rq_app, sub_id)
+    assert row.status == "active" and row.browser == "Chrome"
+    assert row.last_active_at > subscribed_active_at
+
+    # The admin's view agrees with what the simulator saw.
+    [listed] = [e for e in api.get("/api/v1/events").json if e["id"] == event.id]
+    assert listed["counts"] == {"queued": 0, "sent": 1, "expired": 0, "failed": 0, "targeted": 1}
+
+
+def test_tls_push_service_verified_with_ca_bundle(tmp_path, pg_database, redis_url):
+    with PushSimulator(tls=True) as tls_sim:
+        app = ph.build_app("sqlite", tmp_path, pg_database, tls_sim, redis_url=redis_url)
+        try:
+            assert app.config["PUSH_CA_BUNDLE"] == tls_sim.cert_path
+            assert tls_sim.origin.startswith("https://")
+            api = ph.Api(app.test_client(), ph.create_admin_token(app))
+            public_key = ph.generate_keys(app)
+            sub, _ = ph.subscribe(api.client, tls_sim, public_key)
+            incident_id = _post_incident(api, name="TLS check")
+            ph.run_worker(app)
+            [message] = tls_sim.received(sub.token)
+            assert message.payload["title"] == "Example Status: TLS check"
+            assert message.payload["url"] == f"https://status.example.com/incidents/{incident_id}"
+            assert message.claims["aud"] == tls_sim.origin
+        finally:
+            ph.dispose(app)
+
+
+def test_tls_push_service_with_untrusted_certificate_fails_and_alerts(tmp_path, pg_database, redis_url):
+    with PushSimulator(tls=True) as tls_sim:
+        app = ph.build_app("sqlite", tmp_path, pg_database, tls_sim, redis_url=redis_url, PUSH_CA_BUNDLE=None)
+        try:
+            api = ph.Api(app.test_client(), ph.create_admin_token(app))
+            public_key = ph.generate_keys(app)
+            sub, sub_id = ph.subscribe(api.client, tls_sim, public_key)
+            _post_incident(api)
+            ph.run_worker(app)
+            assert tls_sim.received() == []
+            [event] = ph.event_rows(app)
+            assert (event.state, event.failed_count) == ("done", 1)
+            delivery = ph.delivery_rows(app, event.id)[sub_id]
+            assert delivery.outcome == "failed"
+            assert delivery.reason.startswith("TLS certificate verification failed")
+            assert "TLS certificate verification failed" in _alerts(app)
+            assert ph.scheduled_jobs(app) == []  # a bad certificate is not retried
+        finally:
+            ph.dispose(app)
+
+
+# --- every answer a push service can give ------------------------------------------------------
+
+def test_each_push_service_answer_sets_the_right_state(rq_app, sim, api):
+    public_key = ph.generate_keys(rq_app)
+    names = ["ok", "gone", "missing", "limited", "flaky", "bad", "unauthorized", "forbidden", "too_large"]
+    subs = {name: ph.subscribe(api.client, sim, public_key) for name in names}
+    token = {name: s.token for name, (s, _) in subs.items()}
+    sid = {name: i for name, (_, i) in subs.items()}
+    sim.expire(token["gone"])  # 410
+    sim.remove(token["missing"])  # 404
+    sim.respond_with(token["limited"], 429, retry_after=120, times=1)
+    sim.respond_with(token["flaky"], 503, times=1)
+    for name, status in (("bad", 400), ("unauthorized", 401), ("forbidden", 403), ("too_large", 413)):
+        sim.respond_with(token[name], status)
+
+    incident_id = _post_incident(api)
+    ph.run_worker(rq_app)
+    sent_at = time.time()
+
+    [event] = ph.event_rows(rq_app)
+    rows = ph.delivery_rows(rq_app, event.id)
+    outcome = {name: (rows[sid[name]].outcome, rows[sid[name]].status_code) for name in names}
+    assert outcome == {
+        "ok": ("sent", 201), "gone": ("expired", 410), "missing": ("expired", 404),
+        "limited": ("retry", None), "flaky": ("retry", None),
+        "bad": ("failed", 400), "unauthorized": ("failed", 401), "forbidden": ("failed", 403),
+        "too_large": ("failed", 413),
+    }
+    assert rows[sid["bad"]].reason == "400 Bad Request: forced 400 by the simulator"
+    assert rows[sid["too_large"]].reason.startswith("413 Payload Too Large")
+    for name in ("gone", "missing"):
+        row = ph.sub_row(rq_app, sid[name])
+        assert row.status == "expired" and row.status_reason.startswith("push service answered 4")
+    for name in ("ok", "limited", "flaky", "bad", "unauthorized", "forbidden", "too_large"):
+        assert ph.sub_row(rq_app, sid[name]).status == "active"
+    assert (event.state, event.queued_count, event.sent_count, event.expired_count, event.failed_count) == (
+        "sending", 9, 1, 2, 4)
+
+    # Retry-After (120 s) wins over the first backoff step (5 s): both in the row and in RQ's scheduler.
+    limited = rows[sid["limited"]]
+    assert limited.next_attempt_at - limited.updated_at == timedelta(seconds=120)
+    [(job, when)] = ph.scheduled_jobs(rq_app)
+    assert job.func_name == BATCH_JOB
+    assert job.args[0] == event.id and sorted(job.args[4]) == sorted([sid["limited"], sid["flaky"]])
+    assert when >= sent_at + 115
+
+    # One admin alert per failure reason.
+    alerts = _alerts(rq_app)
+    assert set(alerts) == {"400 Bad Request", "401 Unauthorized", "403 Forbidden", "413 Payload Too Large"}
+    assert all(a.alerts == 1 and a.count == 1 for a in alerts.values())
+    page = api.get("/api/v1/events").json
+    assert [e["counts"] for e in page if e["id"] == event.id] == [
+        {"queued": 2, "sent": 1, "expired": 2, "failed": 4, "targeted": 9}]
+
+    # The retry comes due (time travel in RQ's scheduler instead of sleeping): sent exactly once.
+    assert ph.make_due(rq_app) == 1
+    ph.run_worker(rq_app)
+    for name in ("limited", "flaky"):
+        assert len(sim.received(token[name])) == 1
+        assert len(sim.attempts(token[name])) == 2
+    rows = ph.delivery_rows(rq_app, event.id)
+    assert [(rows[sid[n]].outcome, rows[sid[n]].attempts) for n in ("limited", "flaky")] == [("sent", 2)] * 2
+    [event] = ph.event_rows(rq_app)
+    assert (event.state, event.sent_count, event.expired_count, event.failed_count) == ("done", 3, 2, 4)
+    assert ph.scheduled_jobs(rq_app) == []
+
+    # The next event never contacts the expired subscriptions; the failing ones fail again but
+    # the admin is not alerted again within 10 minutes (the count still grows).
+    r = api.post(f"/api/v1/incidents/{incident_id}/updates", json={"status": "identified", "body": "Found it."})
+    assert r.status_code == 201
+    ph.run_worker(rq_app)
+    assert len(sim.attempts(token["gone"])) == 1 and len(sim.attempts(token["missing"])) == 1
+    assert [m.payload["event"] for m in sim.received(token["ok"])] == ["incident.created", "incident.updated"]
+    second = ph.event_rows(rq_app, "incident.updated")[0]
+    assert (second.state, second.queued_count, second.sent_count, second.failed_count) == ("done", 7, 3, 4)
+    alerts = _alerts(rq_app)
+    assert all(a.alerts == 1 and a.count == 2 for a in alerts.values())
+
+    # Ten minutes later the same reason alerts again.
+    with rq_app.app_context():
+        for alert in db.session.execute(select(AdminAlert)).scalars():
+            alert.last_alerted_at -= timedelta(minutes=11)
+        db.session.commit()
+    r = api.post(f"/api/v1/incidents/{incident_id}/updates", json={"status": "monitoring", "body": "Fix is out."})
+    assert r.status_code == 201
+    ph.run_worker(rq_app)
+    assert all(a.alerts == 2 and a.count == 3 for a in _alerts(rq_app).values())
+
+
+def test_server_errors_back_off_then_give_up(rq_app, sim, api):
+    public_key = ph.generate_keys(rq_app)
+    sub, sub_id = ph.subscribe(api.client, sim, public_key)
+    sim.respond_with(sub.token, 502)  # until reset
+    _post_incident(api)
+    ph.run_worker(rq_app)
+    [event] = ph.event_rows(rq_app)
+    delays = []
+    for _ in range(10):  # bounded: MAX_ATTEMPTS is 6
+        if not ph.scheduled_jobs(rq_app):
+            break
+        delivery = ph.delivery_rows(rq_app, event.id)[sub_id]
+        delays.append((delivery.next_attempt_at - delivery.updated_at).total_seconds())
+        ph.make_due(rq_app)
+        ph.run_worker(rq_app)
+    assert delays == [5, 30, 120, 600, 1800]  # exponential backoff between the 6 attempts
+    assert len(sim.attempts(sub.token)) == 6
+    assert sim.received() == []
+    [event] = ph.event_rows(rq_app)
+    delivery = ph.delivery_rows(rq_app, event.id)[sub_id]
+    assert (delivery.outcome, delivery.attempts) == ("failed", 6)
+    assert delivery.reason == "gave up after 6 attempts: 502 Bad Gateway"
+    assert (event.state, event.failed_count) == ("done", 1)
+    assert ph.sub_row(rq_app, sub_id).status == "active"  # a server error says nothing about the subscription
+
+
+# --- idempotence ---------------------------------------------------------------------------------
+
+@pytest.mark.app_config(PUSH_BATCH_SIZE=2)
+def test_duplicated_batch_jobs_and_sweeper_resume_never_send_twice(rq_app, sim, api):
+    public_key = ph.generate_keys(rq_app)
+    subs = [ph.subscribe(api.client, sim, public_key)[0] for _ in range(3)]
+    _post_incident(api)
+    q = ph.queue(rq_app)
+
+    # Run only the fan-out job, then deliver every batch job twice (as RQ may after a lost ack).
+    with rq_app.app_context():
+        AppWorker([q], connection=q.connection).work(burst=True, max_jobs=1, logging_level="WARNING")
+    batches = q.get_jobs()
+    assert [j.func_name for j in batches] == [BATCH_JOB, BATCH_JOB]  # 3 subscriptions, 2 per batch
+    for job in batches:
+        q.enqueue(job.func_name, *job.args)
+    ph.run_worker(rq_app)
+    assert [len(sim.received(s.token)) for s in subs] == [1, 1, 1]
+    [event] = ph.event_rows(rq_app)
+    assert (event.state, event.queued_count, event.sent_count) == ("done", 3, 3)
+    assert len(ph.delivery_rows(rq_app, event.id)) == 3
+
+    # The sweeper believes the event stalled and resumes it: still nothing is sent twice.
+    with rq_app.app_context():
+        [stalled] = db.session.execute(select(Event)).scalars()
+        stalled.state, stalled.progress_at = "sending", stalled.created_at - timedelta(hours=1)
+        db.session.commit()
+    result = rq_app.test_cli_runner().invoke(args=["sweep"])
+    assert result.exit_code == 0 and "'requeued': 1" in result.output
+    ph.run_worker(rq_app)
+    assert [len(sim.received(s.token)) for s in subs] == [1, 1, 1]
+    [event] = ph.event_rows(rq_app)
+    assert (event.state, event.sent_count) == ("done", 3)
+
+
+def test_payload_decrypts_with_the_subscription_keys_only(rq_app, sim, api):
+    """The keys the browser registered are the ones the message is encrypted to (the simulator
+    decrypts with the private key it kept; a different auth secret would fail with 400)."""
+    public_key = ph.generate_keys(rq_app)
+    sub, sub_id = ph.subscribe(api.client, sim, public_key)
+    row = ph.sub_row(rq_app, sub_id)
+    assert b64url_decode(row.p256dh) == b64url_decode(sub.p256dh)
+    assert b64url_decode(row.auth) == b64url_decode(sub.auth)
+    _post_incident(api, name="Ünïcödé ☃ outage", body="x" * 5000)
+    ph.run_worker(rq_app)
+    [message] = sim.received(sub.token)
+    assert message.payload["title"] == "Example Status: Ünïcödé ☃ outage"
+    # The long body was cut on a character boundary to fit the 4096-byte limit.
+    assert message.payload["body"].endswith("…") and message.body_len <= 4096
