@@ -24,6 +24,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
         template_folder=str(ROOT / "templates"),
     )
+    # Before any blueprint: <int:...> in every route is a database id (1 .. 2**31-1), so a huge
+    # number in a URL is a 404 instead of an overflow inside SQLite or PostgreSQL.
+    from .http import DbIdConverter
+
+    app.url_map.converters["int"] = DbIdConverter
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.update(load_config(app.instance_path))
     if test_config:

@@ -48,7 +48,8 @@ def find_user(email: str) -> User | None:
 
 
 def authenticate(email: str, password: str) -> User | None:
-    user = find_user(email or "")
+    # NUL can't be in a stored email (and PostgreSQL refuses it in a query): treat as unknown.
+    user = find_user(email) if email and "\x00" not in email else None
     if user is None:
         # Spend the same time hashing so response time does not reveal which emails exist.
         User(password_hash="").set_password(password or "x")

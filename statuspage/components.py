@@ -46,7 +46,7 @@ def get_group(group_id: int) -> ComponentGroup:
 
 
 def _group_id(data: dict) -> int | None:
-    group_id = v.integer(data, "group_id", minimum=1)
+    group_id = v.integer(data, "group_id", minimum=1, maximum=v.MAX_ID)
     if group_id is not None and db.session.get(ComponentGroup, group_id) is None:
         raise ValidationError(f"group_id {group_id} does not exist", field="group_id")
     return group_id

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask, current_app, flash, jsonify, redirect, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from .errors import ServiceError
 from .extensions import db
@@ -19,6 +20,17 @@ CSP = (
     "connect-src 'self'; worker-src 'self'; manifest-src 'self'; font-src 'self'; "
     "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
+
+
+class DbIdConverter(IntegerConverter):
+    """`<int:...>` limited to what fits an INTEGER primary key (at most 10 digits, < 2**31)."""
+
+    regex = r"\d{1,10}"
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("min", 1)
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def wants_json() -> bool:
@@ -45,6 +57,9 @@ def register_http(app: Flask) -> None:
             response = jsonify(exc.to_dict())
             response.status_code = exc.status_code
             return response
+        if exc.status_code == 404 and request.method in ("GET", "HEAD"):
+            # A page that does not exist is a 404 page, not a redirect with a message.
+            return render_template("error.html", code=404, name="Not found", description=exc.message), 404
         flash(exc.message, "error")
         return redirect(request.referrer or "/"), 303
 

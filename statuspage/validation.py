@@ -8,6 +8,9 @@ from typing import Any
 from .errors import ValidationError
 from .timeutil import parse_iso
 
+# Ids are 32-bit INTEGER columns: a larger value is "no such row", and PostgreSQL rejects it outright.
+MAX_ID = 2**31 - 1
+
 
 def require_object(data: Any, allowed: Iterable[str], *, what: str = "body") -> dict[str, Any]:
     if not isinstance(data, dict):
@@ -87,7 +90,7 @@ def timestamp(data: dict, name: str, *, required: bool = False) -> datetime | No
         raise ValidationError(f"{name} must be an ISO 8601 timestamp string", field=name)
     try:
         parsed = parse_iso(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # e.g. 0001-01-01T00:00+14:00 is before datetime.min in UTC
         raise ValidationError(f"{name} is not a valid ISO 8601 timestamp: {value[:40]!r}", field=name) from None
     if not 1970 <= parsed.year <= 9000:
         raise ValidationError(f"{name} is out of range", field=name)
@@ -106,7 +109,7 @@ def id_list(data: dict, name: str, *, max_items: int = 500) -> list[int] | None:
     for item in value:
         if isinstance(item, str) and item.isdigit():
             item = int(item)
-        if isinstance(item, bool) or not isinstance(item, int) or item < 1 or item > 2**31:
+        if isinstance(item, bool) or not isinstance(item, int) or item < 1 or item > MAX_ID:
             raise ValidationError(f"{name} must contain only positive integer ids", field=name)
         if item not in ids:
             ids.append(item)
