@@ -3,10 +3,14 @@ or the real RQ worker on real Redis), subscribing through the public API, runnin
 moving RQ's scheduled jobs forward in time, and reading rows back."""
 from __future__ import annotations
 
+import socket
+import subprocess
 import time
+from datetime import timedelta
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
@@ -20,9 +24,11 @@ try:  # tests/ is a plain directory (conftest importable as `conftest`) or a pac
 except ImportError:  # pragma: no cover - depends on how pytest imported tests/
     from tests.conftest import TEST_SECRET, Api, _dispose, create_admin_token, make_app
 
-__all__ = ["TEST_SECRET", "Api", "build_app", "close_senders", "create_admin_token", "delivery_rows", "dispose",
-           "event_rows", "generate_keys", "make_due", "make_app", "queue", "run_worker", "scheduled_jobs",
-           "sub_row", "subscribe"]
+__all__ = [
+    "TEST_SECRET", "Api", "RedisServer", "build_app", "close_senders", "create_admin_token", "delivery_rows",
+    "dispose", "event_rows", "free_port", "generate_keys", "make_app", "make_due", "queue", "run_worker",
+    "scheduled_jobs", "sub_row", "subscribe", "time_travel_events",
+]
 
 
 def build_app(kind: str, tmp_path, pg_database: str, sim: PushSimulator | None, *, redis_url: str | None = None,
@@ -51,6 +57,16 @@ def close_senders() -> None:
 def dispose(app) -> None:
     close_senders()
     _dispose(app)
+
+
+def time_travel_events(app, seconds: float) -> None:
+    """Move every event's timestamps `seconds` into the past (debounce windows, sweeper age)."""
+    delta = timedelta(seconds=seconds)
+    with app.app_context():
+        for event in db.session.execute(select(Event)).scalars():
+            event.created_at -= delta
+            event.deliver_after -= delta
+        db.session.commit()
 
 
 def generate_keys(app) -> str:
@@ -123,3 +139,43 @@ def delivery_rows(app, event_id: int) -> dict[int, Delivery]:
         rows = list(db.session.execute(select(Delivery).where(Delivery.event_id == event_id)).scalars())
         db.session.expunge_all()
         return {d.subscription_id: d for d in rows}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free port, so the test can stop and restart it."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        conn = Redis.from_url(self.url, socket_connect_timeout=0.5)
+        for _ in range(100):  # readiness, bounded: up to ~5 s
+            try:
+                conn.ping()
+                return self
+            except RedisConnectionError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"redis-server exited with {self.proc.returncode}") from None
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None

@@ -323,3 +323,237 @@ def test_payload_decrypts_with_the_subscription_keys_only(rq_app, sim, api):
     assert message.payload["title"] == "Example Status: Ünïcödé ☃ outage"
     # The long body was cut on a character boundary to fit the 4096-byte limit.
     assert message.payload["body"].endswith("…") and message.body_len <= 4096
+
+
+# --- which events go out, to whom (eager jobs; the same job functions, run inline) ---------------
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def eager_app(request, tmp_path, pg_database, sim):
+    marker = request.node.get_closest_marker("app_config")
+    app = ph.build_app(request.param, tmp_path, pg_database, sim, **(marker.kwargs if marker else {}))
+    assert app.config["JOBS_EAGER"]
+    yield app
+    ph.dispose(app)
+
+
+@pytest.fixture
+def eager_api(eager_app):
+    return ph.Api(eager_app.test_client(), ph.create_admin_token(eager_app))
+
+
+def _component(api, name: str) -> int:
+    r = api.post("/api/v1/components", json={"name": name})
+    assert r.status_code == 201, r.json
+    return r.json["id"]
+
+
+def _events(sim, token) -> list[str]:
+    return [m.payload["event"] for m in sim.received(token)]
+
+
+def test_trigger_off_and_notify_false_send_nothing(eager_app, sim, eager_api):
+    api = eager_api
+    public_key = ph.generate_keys(eager_app)
+    sub, _ = ph.subscribe(api.client, sim, public_key)
+
+    r = api.put("/api/v1/triggers", json={"incident.created": {"enabled": False}})
+    assert r.status_code == 200
+    assert {t["event"]: t["enabled"] for t in r.json}["incident.created"] is False
+    incident_id = _post_incident(api, name="Quiet one")
+    [created] = ph.event_rows(eager_app, "incident.created")
+    assert (created.state, created.state_reason) == ("skipped", "the incident.created trigger is off")
+    assert sim.attempts() == []
+
+    # Other triggers still send.
+    r = api.post(f"/api/v1/incidents/{incident_id}/updates", json={"status": "identified", "body": "Found."})
+    assert r.status_code == 201
+    assert _events(sim, sub.token) == ["incident.updated"]
+
+    # notify=false: the admin chose silence for this change.
+    r = api.post(f"/api/v1/incidents/{incident_id}/updates",
+                 json={"status": "monitoring", "body": "Watching.", "notify": False})
+    assert r.status_code == 201
+    last = ph.event_rows(eager_app, "incident.updated")[-1]
+    assert (last.state, last.notify) == ("skipped", False)
+    assert _events(sim, sub.token) == ["incident.updated"]
+
+    # Push switched off site-wide: nothing goes out either.
+    assert api.put("/api/v1/push/settings", json={"enabled": False}).status_code == 200
+    api.post(f"/api/v1/incidents/{incident_id}/updates", json={"status": "resolved", "body": "Fixed."})
+    [resolved] = ph.event_rows(eager_app, "incident.resolved")
+    assert (resolved.state, resolved.state_reason) == ("skipped", "push notifications are disabled")
+    assert _events(sim, sub.token) == ["incident.updated"]
+    listed = {e["id"]: e for e in api.get("/api/v1/events").json}
+    assert listed[created.id]["state"] == "skipped" and listed[created.id]["counts"]["sent"] == 0
+
+
+def test_component_filters_are_respected(eager_app, sim, eager_api):
+    api = eager_api
+    public_key = ph.generate_keys(eager_app)
+    database, website = _component(api, "Database"), _component(api, "Website")
+    everything, _ = ph.subscribe(api.client, sim, public_key)
+    db_only, _ = ph.subscribe(api.client, sim, public_key, components=[database])
+    web_only, _ = ph.subscribe(api.client, sim, public_key, components=[website])
+    explicit_empty, _ = ph.subscribe(api.client, sim, public_key, components=[])
+
+    _post_incident(api, name="DB slow", component_ids=[database])
+    assert [len(sim.received(s.token)) for s in (everything, db_only, web_only, explicit_empty)] == [1, 1, 0, 1]
+
+    _post_incident(api, name="Website down", components={str(website): "major_outage"})
+    assert [len(sim.received(s.token)) for s in (everything, db_only, web_only, explicit_empty)] == [2, 1, 1, 2]
+
+    _post_incident(api, name="Everything is slow")  # no components: everyone hears about it
+    assert [len(sim.received(s.token)) for s in (everything, db_only, web_only, explicit_empty)] == [3, 2, 2, 3]
+
+    _post_incident(api, name="Both", component_ids=[database, website])
+    assert [len(sim.received(s.token)) for s in (everything, db_only, web_only, explicit_empty)] == [4, 3, 3, 4]
+    assert [m.payload["title"] for m in sim.received(web_only.token)] == [
+        "Example Status: Website down", "Example Status: Everything is slow", "Example Status: Both"]
+
+
+# --- flapping ----------------------------------------------------------------------------------------
+
+def _enable_component_triggers(api) -> None:
+    r = api.put("/api/v1/triggers", json={"component.down": {"enabled": True},
+                                          "component.recovered": {"enabled": True}})
+    assert r.status_code == 200
+
+
+def _set_status(api, component_id: int, status: str) -> None:
+    r = api.patch(f"/api/v1/components/{component_id}", json={"status": status})
+    assert r.status_code == 200, r.json
+
+
+def _close_debounce_window(app) -> None:
+    """The debounce window passes (timestamps moved back) and the delayed fan-outs run."""
+    from statuspage.jobs import run_delayed_jobs
+
+    ph.time_travel_events(app, 120)
+    with app.app_context():
+        run_delayed_jobs(app)
+
+
+@pytest.mark.app_config(PUSH_DEBOUNCE_SECONDS=60)
+def test_component_flapping_inside_debounce_window_sends_nothing(eager_app, sim, eager_api):
+    api = eager_api
+    _enable_component_triggers(api)
+    public_key = ph.generate_keys(eager_app)
+    sub, _ = ph.subscribe(api.client, sim, public_key)
+    api_component = _component(api, "API")
+
+    _set_status(api, api_component, "major_outage")
+    _set_status(api, api_component, "operational")
+    with eager_app.app_context():
+        from statuspage.jobs import run_delayed_jobs
+
+        run_delayed_jobs(eager_app)  # still inside the window: the fan-outs wait again
+    assert sim.attempts() == []
+    assert [e.state for e in ph.event_rows(eager_app)] == ["dispatched", "dispatched"]
+
+    _close_debounce_window(eager_app)
+    assert sim.attempts() == []
+    down, recovered = ph.event_rows(eager_app)
+    assert (down.type, down.state) == ("component.down", "superseded")
+    assert (recovered.type, recovered.state) == ("component.recovered", "skipped")
+    assert ph.delivery_rows(eager_app, down.id) == {} and ph.delivery_rows(eager_app, recovered.id) == {}
+    assert sub.token not in {a.token for a in sim.attempts()}
+
+
+@pytest.mark.app_config(PUSH_DEBOUNCE_SECONDS=60)
+def test_component_that_stays_down_notifies_once(eager_app, sim, eager_api):
+    api = eager_api
+    _enable_component_triggers(api)
+    public_key = ph.generate_keys(eager_app)
+    sub, _ = ph.subscribe(api.client, sim, public_key)
+    api_component = _component(api, "API")
+
+    # down, up, down again inside the window: only the settled state (down) is announced, once.
+    _set_status(api, api_component, "partial_outage")
+    _set_status(api, api_component, "operational")
+    _set_status(api, api_component, "major_outage")
+    _close_debounce_window(eager_app)
+    [message] = sim.received(sub.token)
+    assert message.payload["event"] == "component.down"
+    assert message.payload["title"] == "API is down"
+    assert message.payload["body"] == "Example Status: API — Major outage"
+    assert message.payload["tag"] == f"component-{api_component}"
+    assert message.headers["Topic"] == f"component-{api_component}"
+    assert [e.state for e in ph.event_rows(eager_app)] == ["superseded", "superseded", "done"]
+
+    # It stays down (a further change between down statuses is not news); a later recovery is.
+    _set_status(api, api_component, "partial_outage")
+    _close_debounce_window(eager_app)
+    assert _events(sim, sub.token) == ["component.down"]
+    _set_status(api, api_component, "operational")
+    _close_debounce_window(eager_app)
+    assert _events(sim, sub.token) == ["component.down", "component.recovered"]
+
+
+def test_component_triggers_are_off_by_default(eager_app, sim, eager_api):
+    api = eager_api
+    public_key = ph.generate_keys(eager_app)
+    ph.subscribe(api.client, sim, public_key)
+    _set_status(api, _component(api, "API"), "major_outage")
+    _close_debounce_window(eager_app)
+    [event] = ph.event_rows(eager_app)
+    assert (event.type, event.state) == ("component.down", "skipped")
+    assert sim.attempts() == []
+
+
+@pytest.mark.app_config(PUSH_DEBOUNCE_SECONDS=60)
+def test_component_down_waits_in_rq_scheduler_for_the_debounce_window(rq_app, sim, api):
+    _enable_component_triggers(api)
+    public_key = ph.generate_keys(rq_app)
+    sub, _ = ph.subscribe(api.client, sim, public_key)
+    _set_status(api, _component(api, "API"), "major_outage")
+    [(job, when)] = ph.scheduled_jobs(rq_app)
+    assert job.func_name == "statuspage.push.delivery.fan_out" and when > time.time() + 50
+    ph.run_worker(rq_app)
+    assert sim.attempts() == []  # not due yet
+    ph.time_travel_events(rq_app, 120)
+    ph.make_due(rq_app)
+    ph.run_worker(rq_app)
+    assert _events(sim, sub.token) == ["component.down"]
+
+
+# --- Redis down while an admin posts -------------------------------------------------------------
+
+@pytest.fixture
+def own_redis() -> Iterator[ph.RedisServer]:
+    server = ph.RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_redis_down_while_posting_is_delivered_once_by_the_sweeper(kind, tmp_path, pg_database, sim, own_redis):
+    app = ph.build_app(kind, tmp_path, pg_database, sim, redis_url=own_redis.url)
+    try:
+        api = ph.Api(app.test_client(), ph.create_admin_token(app))
+        public_key = ph.generate_keys(app)
+        sub, _ = ph.subscribe(api.client, sim, public_key)
+
+        own_redis.stop()
+        incident_id = _post_incident(api, name="Posted while Redis was down")
+        assert api.get(f"/api/v1/incidents/{incident_id}").json["name"] == "Posted while Redis was down"
+        [event] = ph.event_rows(app)
+        assert (event.state, event.dispatched_at) == ("pending", None)
+        result = app.test_cli_runner().invoke(args=["worker", "--burst"])
+        assert result.exit_code != 0 and "cannot reach Redis" in result.output
+
+        own_redis.start()
+        ph.time_travel_events(app, 30)  # the sweeper leaves events younger than a few seconds alone
+        result = app.test_cli_runner().invoke(args=["sweep"])
+        assert result.exit_code == 0 and "'dispatched': 1" in result.output, result.output
+        ph.run_worker(app)
+        [message] = sim.received(sub.token)
+        assert message.payload["title"] == "Example Status: Posted while Redis was down"
+        [event] = ph.event_rows(app)
+        assert (event.state, event.sent_count) == ("done", 1)
+
+        result = app.test_cli_runner().invoke(args=["sweep"])
+        assert result.exit_code == 0 and "'dispatched': 0" in result.output and "'requeued': 0" in result.output
+        ph.run_worker(app)
+        assert len(sim.received(sub.token)) == 1
+    finally:
+        ph.dispose(app)
