@@ -42,7 +42,9 @@ def admin_only(view):
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    # Browsers read "/\evil.example" as "//evil.example": backslashes and controls are refused too.
+    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc \
+            and "\\" not in target and target.isprintable():
         return target
     return url_for("admin.dashboard")
 

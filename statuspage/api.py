@@ -5,7 +5,7 @@ import json
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, abort, g, jsonify, request
 
 from . import components as components_svc
 from . import incidents as incidents_svc
@@ -21,6 +21,11 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 def json_body() -> Any:
     """The request's JSON body, or a 400 that says what is wrong with it."""
     raw = request.get_data(cache=True)
+    limit = request.max_content_length
+    if limit is not None and request.content_length is None and len(raw) >= limit:
+        # A chunked body (no Content-Length) is cut at the limit by werkzeug without an error;
+        # parsing the first 64 KB of a longer body would be wrong, so say it is too large.
+        abort(413)
     if not raw.strip():
         raise ValidationError("request body is empty; send a JSON object")
     try:

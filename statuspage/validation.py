@@ -1,6 +1,7 @@
 """Small, strict validators for JSON and form input (unknown fields and wrong types are errors)."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -8,6 +9,7 @@ from typing import Any
 from .errors import ValidationError
 from .timeutil import parse_iso
 
+_CONTROL_RE = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # Ids are 32-bit INTEGER columns: a larger value is "no such row", and PostgreSQL rejects it outright.
 MAX_ID = 2**31 - 1
 
@@ -37,6 +39,10 @@ def string(data: dict, name: str, *, required: bool = False, max_length: int = 3
     value = value.strip()
     if "\x00" in value:
         raise ValidationError(f"{name} must not contain NUL characters", field=name)
+    if _CONTROL_RE.search(value):
+        # Control characters (other than tab and newlines) are invisible on the page and make the
+        # Atom feed invalid XML for every reader.
+        raise ValidationError(f"{name} must not contain control characters", field=name)
     if not value and not allow_empty:
         if required:
             raise ValidationError(f"{name} must not be empty", field=name)
