@@ -106,9 +106,12 @@ def vapid_generate(force: bool, subject: str | None) -> None:
 
 @vapid_cli.command("show")
 def vapid_show() -> None:
-    from .push.keys import current_keys
+    from .push.keys import KeysUnavailable, current_keys
 
-    keys = current_keys()
+    try:
+        keys = current_keys()
+    except KeysUnavailable as exc:
+        fail(str(exc))
     if keys is None:
         fail("no VAPID keys yet; run `flask --app app vapid generate`")
     click.echo(f"# source: {keys.source}, subject: {keys.subject}", err=True)

@@ -3,12 +3,14 @@ or the real RQ worker on real Redis), subscribing through the public API, runnin
 moving RQ's scheduled jobs forward in time, and reading rows back."""
 from __future__ import annotations
 
+import secrets
 import socket
 import subprocess
 import time
 from datetime import timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue
@@ -17,6 +19,7 @@ from sqlalchemy import select
 
 from statuspage.extensions import db
 from statuspage.models import Delivery, Event, Subscription
+from statuspage.push.crypto import b64url_encode, public_key_b64
 from statuspage.push.simulator import PushSimulator, SimSubscription
 
 try:  # tests/ is a plain directory (conftest importable as `conftest`) or a package
@@ -25,9 +28,9 @@ except ImportError:  # pragma: no cover - depends on how pytest imported tests/
     from tests.conftest import TEST_SECRET, Api, _dispose, create_admin_token, make_app
 
 __all__ = [
-    "TEST_SECRET", "Api", "RedisServer", "build_app", "close_senders", "create_admin_token", "delivery_rows",
-    "dispose", "event_rows", "free_port", "generate_keys", "make_app", "make_due", "queue", "run_worker",
-    "scheduled_jobs", "sub_row", "subscribe", "time_travel_events",
+    "TEST_SECRET", "Api", "RedisServer", "browser_subscription", "build_app", "close_senders",
+    "create_admin_token", "delivery_rows", "dispose", "event_rows", "free_port", "generate_keys", "make_app",
+    "make_due", "queue", "run_worker", "scheduled_jobs", "sub_row", "subscribe", "time_travel_events",
 ]
 
 
@@ -67,6 +70,15 @@ def time_travel_events(app, seconds: float) -> None:
             event.created_at -= delta
             event.deliver_after -= delta
         db.session.commit()
+
+
+def browser_subscription(endpoint: str | None = None) -> dict[str, Any]:
+    """What PushSubscription.toJSON() gives: a fresh P-256 key and a 16-byte auth secret (for
+    endpoints that are validated but never contacted; FCM's by default)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return {"endpoint": endpoint or "https://fcm.googleapis.com/fcm/send/" + secrets.token_urlsafe(16),
+            "expirationTime": None,
+            "keys": {"p256dh": public_key_b64(key), "auth": b64url_encode(secrets.token_bytes(16))}}
 
 
 def generate_keys(app) -> str:

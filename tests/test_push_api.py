@@ -3,16 +3,14 @@ POST /api/push/test, exactly as a browser's PushSubscription.toJSON() and sw-pus
 Bad input is a 400 with a JSON error that says what is wrong, and never leaves a row behind."""
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 
 from statuspage.extensions import db
 from statuspage.models import Subscription
-from statuspage.push.crypto import b64url_decode, b64url_encode, public_key_b64
+from statuspage.push.crypto import b64url_decode, b64url_encode
 from statuspage.push.simulator import PushSimulator
 
 try:
@@ -27,11 +25,7 @@ FIREFOX_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/1
 pytestmark = pytest.mark.app_config(PUSH_EXTRA_ORIGINS=[EXTRA])
 
 
-def browser_subscription(endpoint: str | None = None) -> dict:
-    """What PushSubscription.toJSON() gives: a fresh P-256 key and a 16-byte auth secret."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    return {"endpoint": endpoint or FCM + secrets.token_urlsafe(16), "expirationTime": None,
-            "keys": {"p256dh": public_key_b64(key), "auth": b64url_encode(secrets.token_bytes(16))}}
+browser_subscription = ph.browser_subscription
 
 
 @pytest.fixture

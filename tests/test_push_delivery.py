@@ -557,3 +557,16 @@ def test_redis_down_while_posting_is_delivered_once_by_the_sweeper(kind, tmp_pat
         assert len(sim.received(sub.token)) == 1
     finally:
         ph.dispose(app)
+
+
+def test_endpoint_is_checked_again_before_every_send(eager_app, sim, eager_api):
+    """An origin removed from PUSH_EXTRA_ORIGINS after people subscribed is never contacted."""
+    public_key = ph.generate_keys(eager_app)
+    sub, sub_id = ph.subscribe(eager_api.client, sim, public_key)
+    eager_app.config["PUSH_EXTRA_ORIGINS"] = []
+    _post_incident(eager_api)
+    assert sim.attempts() == []
+    [event] = ph.event_rows(eager_app)
+    assert (event.state, event.failed_count) == ("done", 1)
+    assert ph.delivery_rows(eager_app, event.id)[sub_id].reason == "endpoint not allowed"
+    assert "endpoint not allowed" in _alerts(eager_app)
