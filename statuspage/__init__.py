@@ -44,6 +44,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     login_manager.login_message_category = "info"
     csrf.init_app(app)
     limiter.init_app(app)
+    if app.config.get("TRUSTED_PROXIES"):
+        # Behind N reverse proxies: the client address (rate limits) and https (secure cookies,
+        # redirects) come from the X-Forwarded-* headers those proxies append, and only from them.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_prefix=0)
 
     from . import auth  # noqa: F401  (registers the Flask-Login user loader)
     from .admin import bp as admin_bp

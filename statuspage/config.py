@@ -60,11 +60,28 @@ def load_config(instance_path: str) -> dict:
         "PUSH_TIMEOUT": _int("PUSH_TIMEOUT", 10),
         "PUSH_DEBOUNCE_SECONDS": _int("PUSH_DEBOUNCE_SECONDS", 60),
         "SWEEP_INTERVAL": _int("SWEEP_INTERVAL", 30),
+        # A batch whose progress stopped this long ago is taken over by the sweeper (dead worker).
+        "PUSH_STALL_SECONDS": _int("PUSH_STALL_SECONDS", 300),
+        # How many reverse proxies in front of the app append X-Forwarded-For/-Proto (0 = none:
+        # the headers are ignored, so a client cannot pick its own rate-limit key).
+        "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
         "RATELIMIT_ENABLED": _bool("RATELIMIT_ENABLED", True),
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI")
         or os.environ.get("REDIS_URL")
         or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_KEY_PREFIX": "statuspage",
+        # Redis down must not take the subscribe API down with it (the page is needed most during
+        # outages): limits fall back to per-process memory, and a storage error never becomes a 500.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        # Per client IP; each is a Flask-Limiter string ("30 per minute; 300 per day").
+        "RATELIMIT_SUBSCRIBE": os.environ.get("RATELIMIT_SUBSCRIBE") or "30 per minute; 300 per day",
+        "RATELIMIT_UNSUBSCRIBE": os.environ.get("RATELIMIT_UNSUBSCRIBE") or "30 per minute",
+        "RATELIMIT_TEST_PUSH": os.environ.get("RATELIMIT_TEST_PUSH") or "3 per minute; 20 per day",
+        # Failed sign-ins only (a correct password never counts).
+        "RATELIMIT_LOGIN": os.environ.get("RATELIMIT_LOGIN") or "10 per minute; 50 per hour",
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 64 * 1024),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

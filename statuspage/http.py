@@ -73,8 +73,12 @@ def register_http(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if exc.code == 429:
-            response = json_error(f"too many requests: {exc.description}", 429) if wants_json() else exc
-            return response
+            # Flask-Limiter adds Retry-After and X-RateLimit-* to whatever is returned here.
+            if wants_json():
+                return json_error(f"too many requests: {exc.description}", 429)
+            return render_template("error.html", code=429, name="Too many requests",
+                                   description=f"Too many attempts ({exc.description}); wait a little and try "
+                                               "again."), 429
         if wants_json():
             messages = {
                 404: "not found",

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import http.server
 import socket
+import subprocess
 import threading
+import time
 from typing import Any
 
 from sqlalchemy import select
@@ -140,3 +142,47 @@ def close_senders() -> None:
     for sender in list(delivery._senders.values()):
         sender.close()
     delivery._senders.clear()
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port, which the test may stop and start again
+    (the shared Redis other tests use is never touched)."""
+
+    def __init__(self, tmp_dir) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.dir = str(tmp_dir)
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> PrivateRedis:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        from redis import Redis
+
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                Redis(port=self.port, socket_connect_timeout=0.5).ping()
+                return self
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+            self.process = None
+
+    def __enter__(self) -> PrivateRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
