@@ -44,7 +44,7 @@ TEST_JOB = "statuspage.push.delivery.send_test_job"
 MAX_ATTEMPTS = 6
 BACKOFF_SECONDS = (5, 30, 120, 600, 1800)
 MAX_RETRY_DELAY = 3600
-STALL_SECONDS = 300
+STALL_SECONDS = 300  # default of the PUSH_STALL_SECONDS config key
 ALERT_WINDOW = timedelta(minutes=10)
 COMPONENT_EVENTS = ("component.down", "component.recovered")
 
@@ -353,10 +353,15 @@ def record_alert(reason: str, count: int = 1) -> None:
 
 # --- recovery (the sweeper calls this) ---------------------------------------------------------
 
+def stall_seconds() -> float:
+    """How long a fan-out or batch may show no progress before it counts as stalled (dead worker)."""
+    return float(current_app.config.get("PUSH_STALL_SECONDS", STALL_SECONDS))
+
+
 def requeue_stalled() -> int:
     """Re-enqueue work whose job was lost (Redis flushed, worker killed). Safe to repeat."""
     now = utcnow()
-    stale = now - timedelta(seconds=STALL_SECONDS)
+    stale = now - timedelta(seconds=stall_seconds())
     count = 0
     lost_fan_outs = db.session.execute(
         select(Event.id).where(
@@ -390,7 +395,7 @@ def resume_event(event_id: int) -> dict[str, int]:
     db.session.execute(update(Event).where(Event.id == event_id).values(progress_at=now))
     interrupted = list(db.session.execute(
         update(Delivery).where(Delivery.event_id == event_id, Delivery.outcome == "sending",
-                               Delivery.updated_at < now - timedelta(seconds=STALL_SECONDS))
+                               Delivery.updated_at < now - timedelta(seconds=stall_seconds()))
         .values(outcome="failed", reason="interrupted: the worker stopped while sending; not resent", updated_at=now)
         .returning(Delivery.subscription_id)
     ).scalars())
