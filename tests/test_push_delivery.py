@@ -570,3 +570,34 @@ def test_endpoint_is_checked_again_before_every_send(eager_app, sim, eager_api):
     assert (event.state, event.failed_count) == ("done", 1)
     assert ph.delivery_rows(eager_app, event.id)[sub_id].reason == "endpoint not allowed"
     assert "endpoint not allowed" in _alerts(eager_app)
+
+
+@pytest.mark.app_config(PUSH_DEBOUNCE_SECONDS=60)
+def test_flapping_after_an_announced_outage_sends_the_settled_state_only(eager_app, sim, eager_api):
+    api = eager_api
+    _enable_component_triggers(api)
+    public_key = ph.generate_keys(eager_app)
+    sub, _ = ph.subscribe(api.client, sim, public_key)
+    cid = _component(api, "API")
+    _set_status(api, cid, "major_outage")
+    _close_debounce_window(eager_app)
+    assert _events(sim, sub.token) == ["component.down"]
+
+    # Up, down again inside the window: it settles down, which subscribers already know.
+    _set_status(api, cid, "operational")
+    _set_status(api, cid, "major_outage")
+    _close_debounce_window(eager_app)
+    assert _events(sim, sub.token) == ["component.down"]
+
+    # Up, down, up inside the window: it settles up, which is news.
+    _set_status(api, cid, "operational")
+    _set_status(api, cid, "major_outage")
+    _set_status(api, cid, "operational")
+    _close_debounce_window(eager_app)
+    assert _events(sim, sub.token) == ["component.down", "component.recovered"]
+
+    # Down, up inside the window after that recovery: nothing (it settles where it was).
+    _set_status(api, cid, "partial_outage")
+    _set_status(api, cid, "operational")
+    _close_debounce_window(eager_app)
+    assert _events(sim, sub.token) == ["component.down", "component.recovered"]

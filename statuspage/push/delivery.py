@@ -111,8 +111,16 @@ def skip_reason(event: Event) -> tuple[str, str] | None:
             select(Event).where(Event.component_id == event.component_id, Event.type.in_(COMPONENT_EVENTS),
                                 Event.id < event.id).order_by(Event.id.desc()).limit(1)
         ).scalar_one_or_none()
-        if event.type == "component.recovered" and previous is not None and previous.state == "superseded":
-            return "skipped", "the component recovered within the debounce window; the outage was never announced"
+        if previous is not None and previous.state == "superseded":
+            # It flapped inside the window: news only if it settled somewhere other than where
+            # subscribers last knew it (a recovery from an outage they never heard of is not news).
+            last_known = db.session.execute(
+                select(Event.type).where(Event.component_id == event.component_id, Event.type.in_(COMPONENT_EVENTS),
+                                         Event.id < event.id, Event.state != "superseded")
+                .order_by(Event.id.desc()).limit(1)
+            ).scalar_one_or_none()
+            if last_known == event.type or (last_known is None and event.type == "component.recovered"):
+                return "skipped", "the component flapped within the debounce window and settled where it was"
     return None
 
 
