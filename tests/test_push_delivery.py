@@ -601,3 +601,21 @@ def test_flapping_after_an_announced_outage_sends_the_settled_state_only(eager_a
     _set_status(api, cid, "operational")
     _close_debounce_window(eager_app)
     assert _events(sim, sub.token) == ["component.down", "component.recovered"]
+
+
+def test_unsubscribed_while_waiting_for_retry_is_dropped_quietly(rq_app, sim, api):
+    public_key = ph.generate_keys(rq_app)
+    sub, sub_id = ph.subscribe(api.client, sim, public_key)
+    sim.respond_with(sub.token, 429, retry_after=30, times=1)
+    _post_incident(api)
+    ph.run_worker(rq_app)
+    assert api.client.delete("/api/push/subscriptions", json={"endpoint": sub.endpoint}).status_code == 204
+
+    ph.make_due(rq_app)
+    ph.run_worker(rq_app)
+    assert len(sim.attempts(sub.token)) == 1  # never contacted after unsubscribing
+    [event] = ph.event_rows(rq_app)
+    assert (event.state, event.sent_count, event.failed_count) == ("done", 0, 0)
+    assert ph.delivery_rows(rq_app, event.id)[sub_id].outcome == "expired"
+    assert _alerts(rq_app) == {}  # a visitor leaving is not a delivery problem for the admin
+    assert ph.sub_row(rq_app, sub_id).status == "unsubscribed"

@@ -271,7 +271,8 @@ def send_batch(event_id: int, lo: int, hi: int, attempt: int = 0, only_ids: list
         pushes.append(OutgoingPush(sid, endpoint, b64url_decode(p256dh), b64url_decode(auth), prepared.payload,
                                    ttl=prepared.ttl, urgency=prepared.urgency, topic=prepared.topic))
     results = get_sender().send_all(pushes) if pushes else []
-    results += [PushResult(sid, PushOutcome.FAILED, None, "subscription no longer active") for sid in gone]
+    # Unsubscribed or expired while waiting for a retry: gone, not a delivery problem to alert about.
+    results += [PushResult(sid, PushOutcome.EXPIRED, None, "subscription no longer active") for sid in gone]
     return record_results(event_id, results, attempt=attempt, lo=lo, hi=hi)
 
 
