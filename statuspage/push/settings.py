@@ -5,6 +5,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 
 from .. import validation as v
 from ..errors import ValidationError
@@ -20,9 +21,16 @@ DEFAULT_BADGE = "/static/icons/badge-96.png"
 def get_settings() -> PushSettings:
     settings = db.session.get(PushSettings, 1)
     if settings is None:
-        settings = PushSettings(id=1, enabled=True)
-        db.session.add(settings)
-        db.session.flush()
+        # The first request (or job) to need the row creates it; a page view and the fan-out job
+        # can get here at the same moment, so losing that race must not be an error.
+        try:
+            with db.session.begin_nested():
+                settings = PushSettings(id=1, enabled=True)
+                db.session.add(settings)
+        except IntegrityError:
+            settings = db.session.get(PushSettings, 1)
+            if settings is None:
+                raise
     return settings
 
 

@@ -1,0 +1,64 @@
+"""A visitor subscribes in Chromium, an admin posts an incident, and the notification appears.
+
+The app encrypts and sends the push through the simulator (a real push service over HTTP that
+checks VAPID and decrypts with the keys the browser's subscription carries); the decrypted
+message is then delivered to the page's service worker through the DevTools protocol, as the
+browser's push service connection would, and the notification it shows is read back.
+"""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+def test_incident_posted_by_admin_appears_as_a_notification(live, page, browser_push, sw_push, kit):
+    sim_sub = browser_push.prepare()
+    browser_push.install()
+    kit.subscribe_in_page(page, live, component="API")
+
+    status, incident = kit.api_call(live, "POST", "/api/v1/incidents", {
+        "name": "Checkout errors", "status": "investigating", "impact": "major",
+        "body": "We are **investigating** failed payments.",
+        "components": {str(live.components["API"]): "partial_outage"},
+    })
+    assert status == 201, incident
+
+    [message] = live.sim.wait_for(1, token=sim_sub.token, timeout=30)
+    payload = message.payload
+    assert payload["event"] == "incident.created"
+    assert payload["title"] == "Example Status: Checkout errors"
+    assert payload["body"] == "Investigating — We are investigating failed payments."
+    assert payload["tag"] == f"incident-{incident['id']}"
+    assert message.headers["Content-Encoding"] == "aes128gcm"
+
+    push = sw_push(page)
+    push.deliver(message.plaintext.decode())
+    [note] = push.notifications(tag=payload["tag"])
+    assert note["title"] == "Example Status: Checkout errors"
+    assert note["body"] == "Investigating — We are investigating failed payments."
+    assert note["icon"] == payload["icon"] == live.url + "/static/icons/icon-192.png"
+    assert note["badge"] == payload["badge"] == live.url + "/static/icons/badge-96.png"
+    assert note["data"]["url"] == payload["url"]
+    assert payload["url"].startswith(live.url + "/incidents/")
+
+    # The update replaces the notification on the device (same tag).
+    status, _ = kit.api_call(live, "POST", f"/api/v1/incidents/{incident['id']}/updates",
+                             {"status": "resolved", "body": "Payments work again."})
+    assert status == 201
+    messages = live.sim.wait_for(2, token=sim_sub.token, timeout=30)
+    resolved = messages[-1].payload
+    assert resolved["event"] == "incident.resolved"
+    assert resolved["tag"] == payload["tag"]
+    push.deliver(messages[-1].plaintext.decode())
+    [replaced] = push.notifications(tag=payload["tag"], title="Resolved: Checkout errors")
+    assert replaced["body"] == "Payments work again."
+    assert len(push.notifications(tag=payload["tag"])) == 1
+
+
+def test_admin_sees_delivery_counts(live, page, kit):
+    kit.admin_login(page, live)
+    page.goto(live.url + "/admin/events")
+    expect(page.locator("main")).to_contain_text("incident.created")
+    kit.shot(page, "admin-deliveries", full_page=True)

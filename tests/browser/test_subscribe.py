@@ -1,0 +1,215 @@
+"""The subscribe control in Chromium: every state a visitor can meet, and what each button does."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+def test_subscribe_posts_the_subscription_with_the_chosen_component(live, page, browser_push, kit):
+    sim_sub = browser_push.prepare()
+    browser_push.install()
+    page.goto(live.url + "/")
+    root = page.locator("#push-subscribe")
+    expect(root).to_have_attribute("data-state", "unsubscribed")
+    expect(page.get_by_role("button", name="Get notified")).to_be_visible()
+    expect(page.locator("#subscribe-components")).to_be_visible()
+    kit.shot(page, "subscribe-not-subscribed", selector="#push-subscribe")
+
+    page.get_by_role("checkbox", name="API", exact=True).check()
+    with page.expect_request(lambda r: r.url.endswith("/api/push/subscriptions") and r.method == "POST") as req:
+        page.get_by_role("button", name="Get notified").click()
+    posted = json.loads(req.value.post_data)
+    assert posted["endpoint"] == sim_sub.endpoint
+    assert posted["keys"] == {"p256dh": sim_sub.p256dh, "auth": sim_sub.auth}
+    assert posted["components"] == [live.components["API"]]
+
+    expect(root).to_have_attribute("data-state", "subscribed")
+    expect(page.locator("#subscribe-status")).to_contain_text("You are subscribed to notifications about API")
+    expect(page.get_by_role("button", name="Send me a test")).to_be_visible()
+    expect(page.get_by_role("button", name="Unsubscribe")).to_be_visible()
+    expect(page.get_by_role("button", name="Get notified")).to_be_hidden()
+    kit.shot(page, "subscribe-subscribed", selector="#push-subscribe")
+
+    row = kit.subscription_row(live, sim_sub.endpoint)
+    assert row is not None
+    assert row["status"] == "active"
+    assert row["all_components"] is False
+    assert row["components"] == [live.components["API"]]
+    assert row["browser"] == "Chrome"
+
+    # A reload shows the same state (read back from the browser's subscription and IndexedDB).
+    page.reload()
+    expect(root).to_have_attribute("data-state", "subscribed")
+    expect(page.locator("#subscribe-status")).to_contain_text("about API")
+
+
+def test_push_through_devtools_shows_the_notification(live, page, sw_push):
+    page.goto(live.url + "/")
+    expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "unsubscribed")
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    payload = {
+        "title": "Example Status: Elevated API errors", "body": "Investigating — we are on it",
+        "icon": live.url + "/static/icons/icon-192.png", "badge": live.url + "/static/icons/badge-96.png",
+        "url": live.url + "/incidents/42", "tag": "incident-42", "event": "incident.created",
+        "timestamp": 1767225600000,
+    }
+    push = sw_push(page)
+    push.deliver(payload)
+    [note] = push.notifications(tag="incident-42")
+    assert note["title"] == payload["title"]
+    assert note["body"] == payload["body"]
+    assert note["icon"] == payload["icon"]
+    assert note["badge"] == payload["badge"]
+    assert note["tag"] == "incident-42"
+    assert note["data"]["url"] == live.url + "/incidents/42"
+
+    # A payload that is not JSON still shows a notification, with the defaults.
+    push.deliver("plain text, not JSON")
+    fallback = [n for n in push.notifications(count=2) if n["tag"] == ""]
+    assert fallback and fallback[0]["title"] == "Status update"
+    assert fallback[0]["body"] == "plain text, not JSON"
+    assert fallback[0]["icon"] == live.url + "/static/icons/icon-192.png"
+
+
+def test_send_me_a_test_reaches_the_push_service(live, page, browser_push, sw_push, kit):
+    sim_sub = browser_push.prepare()
+    browser_push.install()
+    kit.subscribe_in_page(page, live)
+
+    with page.expect_response(lambda r: r.url.endswith("/api/push/test")) as answer:
+        page.get_by_role("button", name="Send me a test").click()
+    assert answer.value.status == 202
+    expect(page.locator("#subscribe-feedback")).to_contain_text("Test sent")
+
+    [message] = live.sim.wait_for(1, token=sim_sub.token, timeout=30)
+    assert message.payload["tag"] == "test"
+    assert message.payload["title"] == "Example Status: test notification"
+    # The simulator checked VAPID for the key the page subscribed with.
+    assert message.headers["Authorization"].startswith("vapid t=")
+
+    push = sw_push(page)
+    push.deliver(message.plaintext.decode())
+    [note] = push.notifications(tag="test")
+    assert note["title"] == "Example Status: test notification"
+
+
+def test_unsubscribe_removes_it_on_the_server(live, page, browser_push, kit):
+    sim_sub = browser_push.prepare()
+    browser_push.install()
+    kit.subscribe_in_page(page, live)
+    assert kit.subscription_row(live, sim_sub.endpoint)["status"] == "active"
+
+    with page.expect_response(lambda r: r.url.endswith("/api/push/subscriptions")
+                              and r.request.method == "DELETE") as answer:
+        page.get_by_role("button", name="Unsubscribe").click()
+    assert answer.value.status == 204
+    expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "unsubscribed")
+    expect(page.get_by_role("button", name="Get notified")).to_be_visible()
+    expect(page.locator("#subscribe-feedback")).to_have_text("Unsubscribed.")
+    assert kit.subscription_row(live, sim_sub.endpoint)["status"] == "unsubscribed"
+    assert page.evaluate("navigator.serviceWorker.ready.then((r) => r.pushManager.getSubscription())") is None
+
+    page.reload()
+    expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "unsubscribed")
+
+
+def test_iphone_safari_tab_sees_add_to_home_screen_guidance(live, browser, kit):
+    context = browser.new_context(user_agent=kit.IPHONE_UA, is_mobile=True, has_touch=True,
+                                  viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    try:
+        page = context.new_page()
+        page.goto(live.url + "/")
+        root = page.locator("#push-subscribe")
+        expect(root).to_have_attribute("data-state", "ios-install")
+        help_box = page.locator("#subscribe-help-ios")
+        expect(help_box).to_be_visible()
+        expect(help_box).to_contain_text("Add to Home Screen")
+        expect(page.locator("#subscribe-status")).to_contain_text("add this site to your Home Screen")
+        expect(page.get_by_role("button", name="Get notified")).to_be_hidden()
+        root.scroll_into_view_if_needed()
+        kit.shot(page, "subscribe-ios-install", selector="#push-subscribe")
+    finally:
+        context.close()
+
+
+def test_permission_denied_explains_how_to_reset(live, browser, kit):
+    context = browser.new_context(viewport={"width": 1000, "height": 800})
+    try:
+        page = context.new_page()
+        cdp = context.new_cdp_session(page)
+        context_id = cdp.send("Target.getTargetInfo")["targetInfo"]["browserContextId"]
+        cdp.send("Browser.setPermission", {"permission": {"name": "notifications"}, "setting": "denied",
+                                           "origin": live.url, "browserContextId": context_id})
+        page.goto(live.url + "/")
+        assert page.evaluate("Notification.permission") == "denied"
+        expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "denied")
+        expect(page.locator("#subscribe-status")).to_contain_text("blocked")
+        help_box = page.locator("#subscribe-help-denied")
+        expect(help_box).to_be_visible()
+        expect(help_box).to_contain_text("Allow")
+        expect(help_box).to_contain_text("Site settings")
+        expect(page.get_by_role("button", name="Get notified")).to_be_hidden()
+        kit.shot(page, "subscribe-denied", selector="#push-subscribe")
+    finally:
+        context.close()
+
+
+def test_changed_server_key_resubscribes_silently(live, page, context, browser_push, kit):
+    from statuspage.push.keys import generate_keys
+
+    old = browser_push.prepare()
+    browser_push.install()
+    kit.subscribe_in_page(page, live)
+    old_row = kit.subscription_row(live, old.endpoint)
+
+    with live.db():
+        generate_keys(force=True)  # every subscriber must resubscribe
+        from statuspage.extensions import db
+
+        db.session.commit()
+    assert kit.subscription_row(live, old.endpoint)["status"] == "expired"
+    new = browser_push.prepare()  # for the new key
+    browser_push.install()  # the stub now also knows the second subscription
+
+    with page.expect_request(lambda r: r.url.endswith("/api/push/subscriptions") and r.method == "POST") as req:
+        page.reload()
+    posted = json.loads(req.value.post_data)
+    assert posted["endpoint"] == new.endpoint
+    assert posted["oldEndpoint"] == old.endpoint
+    expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "subscribed")
+    expect(page.locator("#subscribe-feedback")).to_have_text("")  # silently
+
+    row = kit.subscription_row(live, new.endpoint)
+    assert row["status"] == "active"
+    assert row["id"] == old_row["id"]  # the same subscriber, moved to the new endpoint
+    assert kit.subscription_row(live, old.endpoint) is None
+
+    # Pushes signed with the new key reach the new endpoint.
+    page.get_by_role("button", name="Send me a test").click()
+    [message] = live.sim.wait_for(1, token=new.token, timeout=30)
+    assert message.payload["tag"] == "test"
+
+
+def test_keyboard_only_visitor_can_subscribe(live, page, browser_push, kit):
+    sim_sub = browser_push.prepare()
+    browser_push.install()
+    page.goto(live.url + "/")
+    expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "unsubscribed")
+    page.locator("#subscribe-all").focus()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("checkbox", name="API", exact=True)).to_be_focused()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Space")  # Website
+    expect(page.get_by_role("checkbox", name="Website", exact=True)).to_be_checked()
+    for _ in range(2):
+        page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Get notified")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "subscribed")
+    # The button that was pressed is gone; focus stays in the control, not lost to <body>.
+    assert page.evaluate("document.getElementById('push-subscribe').contains(document.activeElement)")
+    assert kit.subscription_row(live, sim_sub.endpoint)["components"] == [live.components["Website"]]
