@@ -58,6 +58,11 @@ def close_senders() -> None:
 
 
 def dispose(app) -> None:
+    runner = app.extensions.get("statuspage_runner")
+    if runner is not None:
+        # The embedded job thread has no stop(); make it inert so its periodic sweeper never
+        # touches the shared PostgreSQL test database on behalf of a later test.
+        runner._execute = lambda path, args: None
     close_senders()
     _dispose(app)
 

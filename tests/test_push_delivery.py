@@ -619,3 +619,27 @@ def test_unsubscribed_while_waiting_for_retry_is_dropped_quietly(rq_app, sim, ap
     assert ph.delivery_rows(rq_app, event.id)[sub_id].outcome == "expired"
     assert _alerts(rq_app) == {}  # a visitor leaving is not a delivery problem for the admin
     assert ph.sub_row(rq_app, sub_id).status == "unsubscribed"
+
+
+# --- the single-box default: no Redis, jobs on the web process's own thread ---------------------------
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_embedded_job_thread_delivers_without_redis(kind, tmp_path, pg_database, sim):
+    app = ph.build_app(kind, tmp_path, pg_database, sim, JOBS_EAGER=False)
+    try:
+        assert app.config["REDIS_URL"] is None
+        api = ph.Api(app.test_client(), ph.create_admin_token(app))
+        public_key = ph.generate_keys(app)
+        sub, sub_id = ph.subscribe(api.client, sim, public_key)
+        incident_id = _post_incident(api, name="Single box")
+        [message] = sim.wait_for(1, timeout=30, token=sub.token)  # bounded wait for the background thread
+        assert message.payload["url"] == f"https://status.example.com/incidents/{incident_id}"
+        for _ in range(300):  # the outcome is written right after the answer; bounded wait for it
+            [event] = ph.event_rows(app)
+            if event.state == "done":
+                break
+            time.sleep(0.02)
+        assert (event.state, event.sent_count) == ("done", 1)
+        assert ph.delivery_rows(app, event.id)[sub_id].outcome == "sent"
+    finally:
+        ph.dispose(app)
