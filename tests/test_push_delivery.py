@@ -317,12 +317,14 @@ def test_payload_decrypts_with_the_subscription_keys_only(rq_app, sim, api):
     row = ph.sub_row(rq_app, sub_id)
     assert b64url_decode(row.p256dh) == b64url_decode(sub.p256dh)
     assert b64url_decode(row.auth) == b64url_decode(sub.auth)
-    _post_incident(api, name="Ünïcödé ☃ outage", body="x" * 5000)
+    _post_incident(api, name="Ünïcödé ☃ outage", body="é☃𝄞" * 2000)
     ph.run_worker(rq_app)
-    [message] = sim.received(sub.token)
+    [message] = sim.received(sub.token)  # decrypted and JSON-decoded: still valid UTF-8
     assert message.payload["title"] == "Example Status: Ünïcödé ☃ outage"
     # The long body was cut on a character boundary to fit the 4096-byte limit.
-    assert message.payload["body"].endswith("…") and message.body_len <= 4096
+    body = message.payload["body"]
+    assert body.startswith("Investigating — é☃𝄞é☃𝄞") and body.endswith("…")
+    assert message.body_len <= 4096 and len(message.plaintext) > 3500
 
 
 # --- which events go out, to whom (eager jobs; the same job functions, run inline) ---------------
@@ -643,3 +645,34 @@ def test_embedded_job_thread_delivers_without_redis(kind, tmp_path, pg_database,
         assert ph.delivery_rows(app, event.id)[sub_id].outcome == "sent"
     finally:
         ph.dispose(app)
+
+
+def test_worker_that_died_mid_send_is_not_resent(rq_app, sim, api):
+    """Rows a dead worker left 'sending' are failed by the sweeper, never sent a second time:
+    nobody knows whether the push went out, and a duplicate alert is worse than a missing one."""
+    from statuspage.push.delivery import _claim_new
+
+    public_key = ph.generate_keys(rq_app)
+    sub, sub_id = ph.subscribe(api.client, sim, public_key)
+    _post_incident(api)
+    q = ph.queue(rq_app)
+    with rq_app.app_context():
+        AppWorker([q], connection=q.connection).work(burst=True, max_jobs=1, logging_level="WARNING")  # fan-out
+        [event] = db.session.execute(select(Event)).scalars()
+        assert _claim_new(event, sub_id, sub_id) == [sub_id]  # a worker claimed the row ...
+    q.empty()  # ... and died with its job
+    with rq_app.app_context():
+        from statuspage.models import Delivery
+
+        for row in db.session.execute(select(Delivery)).scalars():
+            row.updated_at -= timedelta(minutes=10)
+        [event] = db.session.execute(select(Event)).scalars()
+        event.progress_at -= timedelta(minutes=10)
+        db.session.commit()
+    result = rq_app.test_cli_runner().invoke(args=["sweep"])
+    assert "'requeued': 1" in result.output
+    ph.run_worker(rq_app)
+    assert sim.attempts() == []
+    [event] = ph.event_rows(rq_app)
+    assert (event.state, event.failed_count) == ("done", 1)
+    assert ph.delivery_rows(rq_app, event.id)[sub_id].reason.startswith("interrupted")
