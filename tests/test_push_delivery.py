@@ -676,3 +676,37 @@ def test_worker_that_died_mid_send_is_not_resent(rq_app, sim, api):
     [event] = ph.event_rows(rq_app)
     assert (event.state, event.failed_count) == ("done", 1)
     assert ph.delivery_rows(rq_app, event.id)[sub_id].reason.startswith("interrupted")
+
+
+def test_maintenance_start_is_announced_on_time_through_the_rq_scheduler(rq_app, sim, api):
+    from datetime import datetime
+
+    from statuspage.models import Incident
+
+    assert api.put("/api/v1/triggers", json={"maintenance.started": {"enabled": True}}).status_code == 200
+    public_key = ph.generate_keys(rq_app)
+    sub, _ = ph.subscribe(api.client, sim, public_key)
+    start = datetime.now(UTC) + timedelta(hours=1)
+    r = api.post("/api/v1/maintenances", json={
+        "name": "Database upgrade", "scheduled_for": start.isoformat(),
+        "scheduled_until": (start + timedelta(hours=2)).isoformat(), "body": "Upgrading to v16."})
+    assert r.status_code == 201, r.json
+    maintenance_id = r.json["id"]
+    ph.run_worker(rq_app)
+    assert sim.attempts() == []  # maintenance.scheduled is off by default; the start is an hour away
+    jobs = sorted(when for job, when in ph.scheduled_jobs(rq_app)
+                  if job.func_name == "statuspage.incidents.run_due_maintenances")
+    assert len(jobs) == 2 and abs(jobs[0] - start.timestamp()) < 5
+
+    with rq_app.app_context():  # the hour passes
+        row = db.session.get(Incident, maintenance_id)
+        row.scheduled_for -= timedelta(hours=1, minutes=1)
+        db.session.commit()
+    ph.make_due(rq_app)
+    ph.run_worker(rq_app)
+    [message] = sim.received(sub.token)
+    assert message.payload["event"] == "maintenance.started"
+    assert message.payload["title"] == "Maintenance started: Database upgrade"
+    assert message.payload["body"] == "Scheduled maintenance is now in progress."
+    assert message.payload["tag"] == f"maintenance-{maintenance_id}"
+    assert message.headers["Topic"] == f"maintenance-{maintenance_id}"
