@@ -309,6 +309,7 @@ def subscriptions():
 
 
 @bp.post("/subscriptions/<int:subscription_id>/test")
+@admin_only
 def test_subscription(subscription_id: int):
     from .extensions import db
     from .jobs import EnqueueError, enqueue

@@ -278,7 +278,7 @@ def get_triggers():
 
 
 @bp.put("/triggers")
-@token_required
+@admin_required
 def put_triggers():
     from .push.triggers import trigger_dict, update_triggers
 
@@ -323,7 +323,7 @@ def list_subscriptions():
 
 
 @bp.post("/subscriptions/<subscription_id>/test")
-@token_required
+@admin_required
 def test_subscription(subscription_id: str):
     from .jobs import EnqueueError, enqueue
     from .models import Subscription
