@@ -50,8 +50,13 @@ def test_admin_composes_with_live_preview_and_posts_an_incident(live, page, kit)
     page.get_by_role("button", name="Create incident").click()
     expect(page.get_by_text("Incident created.")).to_be_visible()
     assert "/admin/incidents/" in page.url
-    # The incident page's composer (for updates) previews too.
-    expect(page.locator("#preview-title")).not_to_be_empty()
+    # The incident page's composer previews updates, and a resolving one with its own trigger.
+    expect(page.locator("#preview-title")).to_have_text("Example Status: Database failover (EU)")
+    page.get_by_label("Status", exact=True).select_option("resolved")
+    page.get_by_label("Message (Markdown)").fill("Replication caught up; all queries are fast again.")
+    expect(page.locator("#preview-title")).to_have_text("Resolved: Database failover (EU)")
+    expect(page.locator("#preview-body")).to_have_text("Replication caught up; all queries are fast again.")
+    expect(page.locator("#preview-state")).to_contain_text("incident.resolved")
 
     page.goto(live.url + "/")
     active = page.locator("section[aria-labelledby=active-incidents]")

@@ -84,3 +84,13 @@ def test_apple_touch_icon_and_ios_meta_tags(live, page):
     # The monochrome badge the service worker uses exists too.
     badge = page.request.get(live.url + "/static/icons/badge-96.png")
     assert badge.ok and png_size(badge.body()) == (96, 96)
+
+
+def test_every_public_page_has_the_control_and_the_manifest(live, page, kit):
+    status, incident = kit.api_call(live, "POST", "/api/v1/incidents",
+                                    {"name": "Page check", "status": "resolved", "notify": False})
+    assert status == 201, incident
+    for path in ("/", "/history", f"/incidents/{incident['id']}"):
+        page.goto(live.url + path)
+        expect(page.locator("link[rel=manifest]")).to_have_attribute("href", "/manifest.webmanifest")
+        expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "unsubscribed")

@@ -6,6 +6,8 @@ import json
 import pytest
 from playwright.sync_api import expect
 
+from .conftest import BrowserPush
+
 pytestmark = pytest.mark.browser
 
 
@@ -136,6 +138,44 @@ def test_iphone_safari_tab_sees_add_to_home_screen_guidance(live, browser, kit):
         context.close()
 
 
+def test_ios_home_screen_app_subscribes_normally(live, browser, kit):
+    """iOS/iPadOS 16.4+: the same site opened from the Home Screen can subscribe."""
+    context = browser.new_context(user_agent=kit.IPHONE_UA, is_mobile=True, has_touch=True,
+                                  viewport={"width": 390, "height": 844})
+    try:
+        context.grant_permissions(["notifications"], origin=live.url)
+        # What Safari exposes in a Home Screen web app (Chromium cannot emulate display-mode).
+        context.add_init_script("Object.defineProperty(Navigator.prototype, 'standalone', { get: () => true });")
+        push = BrowserPush(live)
+        sim_sub = push.prepare()
+        context.add_init_script(push.script())
+        page = context.new_page()
+        page.goto(live.url + "/")
+        expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "unsubscribed")
+        expect(page.locator("#subscribe-help-ios")).to_be_hidden()
+        page.get_by_role("button", name="Get notified").tap()
+        expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "subscribed")
+        row = kit.subscription_row(live, sim_sub.endpoint)
+        assert row["status"] == "active" and row["all_components"] is True
+        assert row["browser"] == "Safari (iOS)"
+    finally:
+        context.close()
+
+
+def test_browser_without_push_is_told_so(live, browser):
+    context = browser.new_context()
+    try:
+        context.add_init_script("delete window.PushManager;")  # e.g. an old browser
+        page = context.new_page()
+        page.goto(live.url + "/")
+        expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "unsupported")
+        expect(page.locator("#subscribe-status")).to_have_text("This browser cannot receive push notifications.")
+        expect(page.locator("#subscribe-help-unsupported")).to_be_visible()
+        expect(page.get_by_role("button", name="Get notified")).to_be_hidden()
+    finally:
+        context.close()
+
+
 def test_permission_denied_explains_how_to_reset(live, browser, kit):
     context = browser.new_context(viewport={"width": 1000, "height": 800})
     try:
@@ -192,6 +232,43 @@ def test_changed_server_key_resubscribes_silently(live, page, context, browser_p
     page.get_by_role("button", name="Send me a test").click()
     [message] = live.sim.wait_for(1, token=new.token, timeout=30)
     assert message.payload["tag"] == "test"
+
+
+# Chromium never fires pushsubscriptionchange (Firefox does when a push service rotates an
+# endpoint), so the test dispatches one in the real service worker, whose pushManager.subscribe
+# hands out the new simulator subscription; the worker's own code does the rest.
+SUBSCRIPTION_CHANGE_JS = """
+async (sub) => {
+  self.registration.pushManager.subscribe = async () => ({ endpoint: sub.endpoint, toJSON: () => sub });
+  try { self.dispatchEvent(new ExtendableEvent('pushsubscriptionchange')); } catch (e) { /* waitUntil */ }
+  return true;
+}
+"""
+
+
+def test_service_worker_resubscribes_on_pushsubscriptionchange(live, page, context, browser_push, kit):
+    old = browser_push.prepare()
+    browser_push.install()
+    kit.subscribe_in_page(page, live, component="Email delivery")
+    before = kit.subscription_row(live, old.endpoint)
+    new = live.sim.new_subscription(live.public_key())
+
+    [worker] = [w for w in context.service_workers if w.url == live.url + "/sw-push.js"]
+    with context.expect_event("request", lambda r: r.url.endswith("/api/push/subscriptions")
+                              and r.method == "POST") as req:
+        worker.evaluate(SUBSCRIPTION_CHANGE_JS, new.to_json())
+    posted = json.loads(req.value.post_data)
+    assert posted["endpoint"] == new.endpoint
+    assert posted["oldEndpoint"] == old.endpoint  # remembered in IndexedDB by the page
+    assert posted["components"] == [live.components["Email delivery"]]
+    response = req.value.response()
+    assert response is not None and response.status == 200
+
+    row = kit.subscription_row(live, new.endpoint)
+    assert row["id"] == before["id"]
+    assert row["status"] == "active"
+    assert row["components"] == [live.components["Email delivery"]]
+    assert kit.subscription_row(live, old.endpoint) is None
 
 
 def test_keyboard_only_visitor_can_subscribe(live, page, browser_push, kit):
