@@ -710,3 +710,20 @@ def test_maintenance_start_is_announced_on_time_through_the_rq_scheduler(rq_app,
     assert message.payload["body"] == "Scheduled maintenance is now in progress."
     assert message.payload["tag"] == f"maintenance-{maintenance_id}"
     assert message.headers["Topic"] == f"maintenance-{maintenance_id}"
+
+
+def test_unsubscribed_between_fan_out_and_batch_still_finishes_the_event(rq_app, sim, api):
+    public_key = ph.generate_keys(rq_app)
+    leaving, _ = ph.subscribe(api.client, sim, public_key)
+    staying, _ = ph.subscribe(api.client, sim, public_key)
+    _post_incident(api)
+    q = ph.queue(rq_app)
+    with rq_app.app_context():
+        AppWorker([q], connection=q.connection).work(burst=True, max_jobs=1, logging_level="WARNING")  # fan-out
+    assert api.client.delete("/api/push/subscriptions", json={"endpoint": leaving.endpoint}).status_code == 204
+    ph.run_worker(rq_app)
+    assert sim.received(leaving.token) == [] and len(sim.received(staying.token)) == 1
+    [event] = ph.event_rows(rq_app)
+    assert event.state == "done"
+    [listed] = api.get("/api/v1/events").json
+    assert listed["counts"]["queued"] == 0 and listed["counts"]["sent"] == 1

@@ -17,7 +17,7 @@ import logging
 import ssl
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -82,14 +82,20 @@ def get_sender() -> PushSender:
 
 # --- which subscriptions an event goes to ------------------------------------------------------
 
-def matching_ids(event: Event) -> Select:
-    query = select(Subscription.id).where(Subscription.status == "active")
+def matching_ids(event: Event, *, left_since: datetime | None = None) -> Select:
+    """Active subscriptions the event is for. With `left_since` (the fan-out time) also those that
+    stopped being active since: fan-out counted them, so their batch must record them (as gone)
+    or the event's counts never add up and it stays "sending" forever."""
+    wanted = Subscription.status == "active"
     component_ids = (event.context or {}).get("component_ids") or []
     if component_ids:
         chosen = select(subscription_components.c.subscription_id).where(
             subscription_components.c.component_id.in_(component_ids))
-        query = query.where(or_(Subscription.all_components.is_(True), Subscription.id.in_(chosen)))
-    return query
+        wanted = and_(wanted, or_(Subscription.all_components.is_(True), Subscription.id.in_(chosen)))
+    if left_since is not None:
+        # (unsubscribing clears the component filter, so those are matched whatever it was)
+        wanted = or_(wanted, and_(Subscription.status != "active", Subscription.updated_at >= left_since))
+    return select(Subscription.id).where(wanted)
 
 
 def skip_reason(event: Event) -> tuple[str, str] | None:
@@ -176,7 +182,7 @@ def fan_out(event_id: int) -> dict[str, Any]:
 def enqueue_batches(event: Event) -> int:
     """Walk matching subscription ids in order (keyset pagination: memory stays flat)."""
     size = current_app.config["PUSH_BATCH_SIZE"]
-    event_id, base = event.id, matching_ids(event)
+    event_id, base = event.id, matching_ids(event, left_since=event.fanned_out_at)
     last, batches = 0, 0
     while True:
         page = base.where(Subscription.id > last).order_by(Subscription.id).limit(size)
@@ -212,7 +218,7 @@ def _topic(event: Event) -> str:
 
 def _claim_new(event: Event, lo: int, hi: int) -> list[int]:
     now = utcnow()
-    candidates = matching_ids(event).where(Subscription.id.between(lo, hi)).where(
+    candidates = matching_ids(event, left_since=event.fanned_out_at).where(Subscription.id.between(lo, hi)).where(
         ~select(Delivery.id).where(Delivery.event_id == event.id, Delivery.subscription_id == Subscription.id).exists()
     )
     # WHERE true: without a WHERE, SQLite parses "ON CONFLICT" as a join constraint of the SELECT.
