@@ -27,6 +27,7 @@ def _op(summary: str, *, body: dict | None = None, ok: int = 200, resp: dict | N
     for code in errors:
         op["responses"][str(code)] = ERR
     if body is not None:
+        op["responses"]["413"] = ERR  # every body is limited to MAX_CONTENT_LENGTH
         op["requestBody"] = {"required": True, **_json(body)}
     if params:
         op["parameters"] = params
@@ -43,7 +44,8 @@ COMPONENTS_MAP = {
     "type": "object", "description": "component id → new status",
     "additionalProperties": {"type": "string", "enum": list(COMPONENT_STATUSES)},
 }
-IDS = {"type": "array", "items": {"type": "integer", "minimum": 1}}
+MAX_ID = 2**31 - 1
+IDS = {"type": "array", "maxItems": 500, "items": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}
 
 
 def build_openapi() -> dict[str, Any]:
@@ -55,12 +57,13 @@ def build_openapi() -> dict[str, Any]:
             "description": {"type": ["string", "null"]}, "group_id": {"type": ["integer", "null"]},
             "position": {"type": "integer"}, "showcase": {"type": "boolean"}}},
         "ComponentInput": {"type": "object", "additionalProperties": False, "properties": {
-            "name": {"type": "string", "maxLength": 200}, "description": {"type": ["string", "null"]},
-            "status": {"enum": list(COMPONENT_STATUSES)}, "group_id": {"type": ["integer", "null"]},
-            "position": {"type": "integer", "minimum": 0}, "showcase": {"type": "boolean"}}},
+            "name": {"type": "string", "minLength": 1, "maxLength": 200}, "description": {"type": ["string", "null"]},
+            "status": {"enum": list(COMPONENT_STATUSES)},
+            "group_id": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_ID},
+            "position": {"type": "integer", "minimum": 0, "maximum": 100000}, "showcase": {"type": "boolean"}}},
         "GroupInput": {"type": "object", "additionalProperties": False, "properties": {
-            "name": {"type": "string"}, "description": {"type": ["string", "null"]},
-            "position": {"type": "integer", "minimum": 0}}},
+            "name": {"type": "string", "minLength": 1, "maxLength": 200}, "description": {"type": ["string", "null"]},
+            "position": {"type": "integer", "minimum": 0, "maximum": 100000}}},
         "Incident": {"type": "object", "properties": {
             "id": {"type": "integer"}, "name": {"type": "string"}, "status": {"type": "string"},
             "impact": {"type": "string"}, "incident_updates": {"type": "array"}, "components": {"type": "array"}}},
@@ -68,12 +71,13 @@ def build_openapi() -> dict[str, Any]:
             "name": {"type": "string", "maxLength": 300}, "status": {"enum": list(INCIDENT_STATUSES)},
             "impact": {"enum": list(INCIDENT_IMPACTS)}, "body": {"type": "string"},
             "components": COMPONENTS_MAP, "component_ids": IDS, "notify": {"type": "boolean"}}},
-        "UpdateInput": {"type": "object", "additionalProperties": False, "properties": {
+        "UpdateInput": {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
             "status": {"type": "string", "enum": list(INCIDENT_STATUSES) + list(MAINTENANCE_STATUSES)},
             "body": {"type": "string"}, "impact": {"enum": list(INCIDENT_IMPACTS)},
             "components": COMPONENTS_MAP, "component_ids": IDS, "notify": {"type": "boolean"}}},
         "MaintenanceInput": {"type": "object", "additionalProperties": False, "properties": {
-            "name": {"type": "string"}, "status": {"enum": list(MAINTENANCE_STATUSES)}, "body": {"type": "string"},
+            "name": {"type": "string", "minLength": 1, "maxLength": 300},
+            "status": {"enum": list(MAINTENANCE_STATUSES)}, "body": {"type": "string"},
             "scheduled_for": {"type": "string", "format": "date-time"},
             "scheduled_until": {"type": "string", "format": "date-time"},
             "component_ids": IDS, "components": COMPONENTS_MAP,
@@ -84,18 +88,28 @@ def build_openapi() -> dict[str, Any]:
         "PushSettings": {"type": "object", "additionalProperties": False, "properties": {
             "enabled": {"type": "boolean"}, "icon_url": {"type": ["string", "null"]},
             "badge_url": {"type": ["string", "null"]}, "debounce_seconds": {"type": "integer", "minimum": 0}}},
-        "PushSubscription": {"type": "object", "required": ["endpoint", "keys"], "properties": {
-            "endpoint": {"type": "string", "format": "uri"}, "expirationTime": {"type": ["number", "null"]},
-            "keys": {"type": "object", "required": ["p256dh", "auth"],
-                     "properties": {"p256dh": {"type": "string"}, "auth": {"type": "string"}}},
-            "components": IDS, "oldEndpoint": {"type": "string"}}},
+        "PushSubscription": {
+            "type": "object", "required": ["endpoint", "keys"], "additionalProperties": False,
+            "description": "PushSubscription.toJSON(); the endpoint must be on a known push service "
+                           "(or PUSH_EXTRA_ORIGINS), p256dh a P-256 point and auth 16 bytes (base64url).",
+            "properties": {
+                "endpoint": {"type": "string", "format": "uri", "maxLength": 2048},
+                "expirationTime": {"type": ["number", "null"], "minimum": 0},
+                "keys": {"type": "object", "required": ["p256dh", "auth"], "additionalProperties": False,
+                         "properties": {"p256dh": {"type": "string", "maxLength": 100},
+                                        "auth": {"type": "string", "maxLength": 40}}},
+                "components": IDS, "oldEndpoint": {"type": "string", "maxLength": 2048}}},
     }
+    schemas["ComponentCreate"] = {**schemas["ComponentInput"], "required": ["name"]}
+    schemas["GroupCreate"] = {**schemas["GroupInput"], "required": ["name"]}
+    schemas["MaintenanceCreate"] = {**schemas["MaintenanceInput"],
+                                    "required": ["name", "scheduled_for", "scheduled_until"]}
     list_params = [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
-                   {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}]
+                   {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 10**7}}]
     paths = {
         "/api/v1/components": {
             "get": _op("List components", resp={"type": "array", "items": _ref("Component")}),
-            "post": _op("Create a component", body=_ref("ComponentInput"), ok=201, resp=_ref("Component")),
+            "post": _op("Create a component", body=_ref("ComponentCreate"), ok=201, resp=_ref("Component")),
         },
         "/api/v1/components/{component_id}": {
             "parameters": [_id_param("component_id")],
@@ -106,7 +120,7 @@ def build_openapi() -> dict[str, Any]:
         },
         "/api/v1/component-groups": {
             "get": _op("List component groups", resp={"type": "array"}),
-            "post": _op("Create a component group", body=_ref("GroupInput"), ok=201, resp={"type": "object"}),
+            "post": _op("Create a component group", body=_ref("GroupCreate"), ok=201, resp={"type": "object"}),
         },
         "/api/v1/component-groups/{group_id}": {
             "parameters": [_id_param("group_id")],
@@ -125,7 +139,7 @@ def build_openapi() -> dict[str, Any]:
         },
         "/api/v1/maintenances": {
             "get": _op("List maintenances", params=list_params, resp={"type": "array"}),
-            "post": _op("Schedule a maintenance", body=_ref("MaintenanceInput"), ok=201, resp=_ref("Incident")),
+            "post": _op("Schedule a maintenance", body=_ref("MaintenanceCreate"), ok=201, resp=_ref("Incident")),
         },
         "/api/v1/maintenances/{maintenance_id}": {
             "parameters": [_id_param("maintenance_id")],
@@ -138,18 +152,20 @@ def build_openapi() -> dict[str, Any]:
         },
         "/api/v1/triggers": {
             "get": _op("List triggers", resp={"type": "array"}),
-            "put": _op("Change triggers", body={"type": "object", "propertyNames": {"enum": list(EVENT_TYPES)},
-                                                 "additionalProperties": _ref("Trigger")}, resp={"type": "array"}),
+            "put": _op("Change triggers (admin)", body={"type": "object", "propertyNames": {"enum": list(EVENT_TYPES)},
+                                                         "additionalProperties": _ref("Trigger")},
+                       resp={"type": "array"}, errors=(400, 401, 403)),
         },
         "/api/v1/push/settings": {
             "get": _op("Push settings", resp={"type": "object"}),
-            "put": _op("Change push settings", body=_ref("PushSettings"), resp={"type": "object"}),
+            "put": _op("Change push settings (admin)", body=_ref("PushSettings"), resp={"type": "object"},
+                       errors=(400, 401, 403)),
         },
         "/api/v1/subscriptions": {"get": _op("List push subscriptions", params=list_params, resp={"type": "object"})},
         "/api/v1/subscriptions/{subscription_id}/test": {
             "parameters": [_id_param("subscription_id")],
-            "post": _op("Send a test push to one subscription", ok=202, resp={"type": "object"},
-                        errors=(400, 401, 404, 503)),
+            "post": _op("Send a test push to one subscription (admin)", ok=202, resp={"type": "object"},
+                        errors=(400, 401, 403, 404, 503)),
         },
         "/api/v1/events": {"get": _op("Events with delivery counts", params=list_params, resp={"type": "array"})},
         "/api/push/public-key": {"get": _op("VAPID public key", auth=False, resp={"type": "object"}, errors=(503,))},
@@ -157,10 +173,29 @@ def build_openapi() -> dict[str, Any]:
             "post": _op("Subscribe a browser", body=_ref("PushSubscription"), ok=201, resp={"type": "object"},
                         auth=False, errors=(400, 413, 429, 503)),
             "delete": _op("Unsubscribe a browser", body={"type": "object", "required": ["endpoint"],
-                                                         "properties": {"endpoint": {"type": "string"}}},
+                                                         "additionalProperties": False,
+                                                         "properties": {"endpoint": {"type": "string",
+                                                                                     "maxLength": 2048}}},
                           ok=204, auth=False, errors=(400, 404, 429)),
         },
+        "/api/push/test": {
+            "post": _op("Send a test push to your own subscription", auth=False, ok=202, resp={"type": "object"},
+                        body={"type": "object", "required": ["endpoint"], "additionalProperties": False,
+                              "properties": {"endpoint": {"type": "string", "maxLength": 2048}}},
+                        errors=(400, 404, 429, 503)),
+        },
     }
+    paths["/api/push/subscriptions"]["post"]["responses"]["200"] = {
+        "description": "Already subscribed: the same endpoint was updated", **_json({"type": "object"})}
+    # The public Statuspage-compatible API (read-only, no authentication).
+    for path, summary in (("summary.json", "Page, components, incidents, maintenances and overall status"),
+                          ("status.json", "Overall status"), ("components.json", "Components"),
+                          ("incidents.json", "Recent incidents"),
+                          ("incidents/unresolved.json", "Unresolved incidents"),
+                          ("scheduled-maintenances.json", "Scheduled maintenances"),
+                          ("scheduled-maintenances/upcoming.json", "Upcoming maintenances"),
+                          ("scheduled-maintenances/active.json", "Active maintenances")):
+        paths[f"/api/v2/{path}"] = {"get": _op(summary, auth=False, resp={"type": "object"}, errors=())}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Status page API", "version": "1.0.0",
