@@ -8,7 +8,50 @@
   const form = document.getElementById('composer');
   const $ = (id) => document.getElementById(id);
   const human = (s) => (s || '').replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
-  const plain = (md) => (md || '').replace(/[*_`#>~\[\]()!]/g, '').replace(/\s+/g, ' ').trim();
+
+  // Markdown → plain text the way the server does it (markdown-it CommonMark, then every tag
+  // stripped): the common constructs only, but never touching ordinary punctuation like (EU) or !.
+  const decoder = document.createElement('textarea');
+  function decodeEntities(text) {
+    decoder.innerHTML = text.replace(/</g, '&lt;'); // RCDATA: nothing is parsed as markup
+    return decoder.value;
+  }
+  function plain(md) {
+    const kept = []; // code spans and escaped characters, restored verbatim at the end
+    const keep = (text) => `\uE000${kept.push(text) - 1}\uE001`;
+    let s = String(md || '').replace(/\r\n?/g, '\n');
+    s = s.replace(/(`+)([^`]|[^`][\s\S]*?[^`])\1(?!`)/g, (m, ticks, code) => {
+      const inner = code.replace(/\n/g, ' ');
+      return keep(/^ .* $/.test(inner) && inner.trim() ? inner.slice(1, -1) : inner);
+    });
+    s = s.replace(/\\([!-/:-@[-`{-~])/g, (m, ch) => keep(ch));
+    s = s.split('\n').map((line) => line
+      .replace(/^\s{0,3}(```|~~~).*$/, '')
+      .replace(/^\s{0,3}\[[^\]]+\]:\s*\S+.*$/, '')                // link reference definitions
+      .replace(/^\s{0,3}([-*_])(\s*\1){2,}\s*$/, '')             // thematic breaks
+      .replace(/^\s{0,3}(=+|-+)\s*$/, '')                        // setext underlines
+      .replace(/^(\s{0,3}>\s?)+/, '')                            // blockquotes
+      .replace(/^\s{0,3}#{1,6}(\s+|$)/, '').replace(/\s+#+\s*$/, '') // ATX headings
+      .replace(/^\s*([-*+]|\d{1,9}[.)])\s+/, '')                 // list items
+    ).join('\n');
+    s = s.replace(/!\[[^\]]*\]\([^)]*\)/g, '')                    // images (the server drops them)
+      .replace(/\[([^\]]*)\]\([^)]*\)/g, '$1')                    // inline links
+      .replace(/\[([^\]]+)\]\[[^\]]*\]/g, '$1')                   // reference links
+      .replace(/<((?:https?|mailto|ftp):[^<>\s]+)>/gi, '$1')      // autolinks
+      .replace(/<([^<>\s@]+@[^<>\s@]+)>/g, '$1');
+    for (let i = 0; i < 3; i++) {                                   // nested emphasis
+      s = s.replace(/(\*\*|__)(?=\S)([\s\S]*?\S)\1/g, (m, mark, text, offset, all) => {
+        if (mark === '__' && (/\w/.test(all[offset - 1] || '') || /\w/.test(all[offset + m.length] || ''))) return m;
+        return text;
+      })
+        .replace(/(^|[^\w*])\*(?=[^\s*])([^*]*?[^\s*])?\*(?!\*)/g, (m, pre, text) => pre + (text || ''))
+        .replace(/(^|[^\w_])_(?=[^\s_])([^_]*?[^\s_])?_(?![\w_])/g, (m, pre, text) => pre + (text || ''))
+        .replace(/~~(?=\S)([\s\S]*?\S)~~/g, '$1');
+    }
+    s = decodeEntities(s);
+    s = s.replace(/\uE000(\d+)\uE001/g, (m, i) => kept[Number(i)]);
+    return s.replace(/\s+/g, ' ').trim();
+  }
 
   function eventType() {
     const status = form && form.querySelector('[name=status]') ? form.querySelector('[name=status]').value : '';

@@ -87,3 +87,26 @@ def test_no_csp_violations_on_the_public_page_and_the_composer(live, page, csp_w
     assert page.evaluate("window.__cspViolations") == []
     assert [m for m in console_errors if "Content Security Policy" in m or "Refused" in m] == []
     assert console_errors == []
+
+
+MARKDOWN_SAMPLES = [
+    "Customers in the EU (Frankfurt) are affected!",
+    "See [the docs](https://example.com/docs) or <https://example.com/faq>.",
+    "- checkout\n- login\n1. then search",
+    "# Summary\n\n> Quoted from the vendor: *degraded*",
+    "The user_id and snake_case_name fields; 2 * 3 * 4 = 24",
+    "~~Paused~~ resumed, **mostly** _fine_ and __done__",
+    "Literal <b>tags</b> &amp; entities &copy; and \\*escaped\\*",
+    "Run `rm *.tmp` and `a_b_c` ![diagram](/d.png) now",
+]
+
+
+def test_preview_body_matches_the_servers_markdown_to_text(live, page, kit):
+    kit.admin_login(page, live)
+    page.goto(live.url + "/admin/incidents/new")
+    page.get_by_label("Title", exact=True).fill("Preview check")
+    for sample in MARKDOWN_SAMPLES:
+        page.get_by_label("Message (Markdown)").fill(sample)
+        _, want_body = expected_notification(live, "incident.created", {
+            "incident_name": "Preview check", "status": "Investigating", "update_body": sample})
+        expect(page.locator("#preview-body")).to_have_text(want_body)
