@@ -3,6 +3,7 @@ or the real RQ worker on real Redis), subscribing through the public API, runnin
 moving RQ's scheduled jobs forward in time, and reading rows back."""
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 import subprocess
@@ -28,10 +29,16 @@ except ImportError:  # pragma: no cover - depends on how pytest imported tests/
     from tests.conftest import TEST_SECRET, Api, _dispose, create_admin_token, make_app
 
 __all__ = [
-    "TEST_SECRET", "Api", "RedisServer", "browser_subscription", "build_app", "close_senders",
+    "PUSH_REDIS_URL", "TEST_SECRET", "Api", "RedisServer", "browser_subscription", "build_app", "close_senders",
     "create_admin_token", "delivery_rows", "dispose", "event_rows", "free_port", "generate_keys", "make_app",
     "make_due", "queue", "run_worker", "scheduled_jobs", "sub_row", "subscribe", "time_travel_events",
 ]
+
+
+# Not the shared fixtures' db 13, which every test using `redis_url` flushes: a test run of someone
+# else's on the same machine would wipe this one's queued jobs mid-test. Nothing here flushes; each
+# app gets a queue of its own (see build_app) whose keys dispose() deletes.
+PUSH_REDIS_URL = os.environ.get("TEST_PUSH_REDIS_URL", "redis://127.0.0.1:6379/12")
 
 
 def build_app(kind: str, tmp_path, pg_database: str, sim: PushSimulator | None, *, redis_url: str | None = None,
@@ -42,7 +49,8 @@ def build_app(kind: str, tmp_path, pg_database: str, sim: PushSimulator | None, 
     if sim is not None and sim.tls:
         config["PUSH_CA_BUNDLE"] = sim.cert_path
     if redis_url:
-        config.update(REDIS_URL=redis_url, JOBS_EAGER=False)
+        # A queue of the test's own: other test runs sharing this Redis never take its jobs.
+        config.update(REDIS_URL=redis_url, JOBS_EAGER=False, RQ_QUEUE=f"push-test-{secrets.token_hex(4)}")
     config.update(overrides)
     return make_app(url, tmp_path, **config)
 
@@ -64,6 +72,15 @@ def dispose(app) -> None:
         # touches the shared PostgreSQL test database on behalf of a later test.
         runner._execute = lambda path, args: None
     close_senders()
+    name = app.config.get("RQ_QUEUE", "")
+    if app.config.get("REDIS_URL") and name.startswith("push-test-"):
+        try:
+            conn = Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=1)
+            keys = list(conn.scan_iter(match=f"*{name}*"))
+            if keys:
+                conn.delete(*keys)
+        except RedisConnectionError:
+            pass  # a test's own redis-server that is already stopped
     _dispose(app)
 
 

@@ -29,6 +29,12 @@ def sim() -> Iterator[PushSimulator]:
         yield s
 
 
+@pytest.fixture
+def redis_url() -> str:
+    """Real Redis, on a db other test files do not flush (see pushhelpers.PUSH_REDIS_URL)."""
+    return ph.PUSH_REDIS_URL
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def rq_app(request, tmp_path, pg_database, sim, redis_url):
     app = ph.build_app(request.param, tmp_path, pg_database, sim, redis_url=redis_url, WTF_CSRF_ENABLED=True)
