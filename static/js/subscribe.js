@@ -183,6 +183,7 @@ class SubscribeControl {
     if (el.change) {
       el.change.hidden = !(state === 'subscribed' && el.components);
       el.change.setAttribute('aria-expanded', String(state === 'subscribed' && this.editing));
+      el.change.textContent = state === 'subscribed' && this.editing ? 'Cancel' : 'Change components';
     }
     if (el.unsubscribe) {
       el.unsubscribe.hidden = !(state === 'subscribed' || (state === 'disabled' && this.hasSubscription));
@@ -489,6 +490,7 @@ class SubscribeControl {
     } catch (e) {
       // The server did not accept it: do not leave a browser subscription nobody sends to.
       try { await sub.unsubscribe(); } catch (e2) { /* ignore */ }
+      if (e instanceof ApiError && e.status) throw new ApiError(`Could not subscribe: ${e.message}`, e.status, e.retryAfter);
       throw e;
     }
     await this.renderSubscribed(components);

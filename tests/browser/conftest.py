@@ -195,16 +195,22 @@ class BrowserPush:
 
     def __init__(self, live: LiveApp):
         self.live = live
-        self.prepared: list[SimSubscription] = []
+        self.prepared: list[dict] = []
 
     def prepare(self, public_key: str | None = None) -> SimSubscription:
         sub = self.live.sim.new_subscription(public_key or self.live.public_key())
+        self.prepared.append(sub.to_json())
+        return sub
+
+    def prepare_foreign(self, endpoint: str) -> dict:
+        """A subscription on a push service the app must refuse to contact (keys from the simulator)."""
+        sub = self.live.sim.new_subscription(self.live.public_key()).to_json()
+        sub["endpoint"] = endpoint
         self.prepared.append(sub)
         return sub
 
     def script(self) -> str:
-        subs = [s.to_json() for s in self.prepared]
-        return STUB_JS.replace("__SUBS__", json.dumps(subs))
+        return STUB_JS.replace("__SUBS__", json.dumps(self.prepared))
 
 
 STUB_JS = r"""

@@ -119,6 +119,45 @@ def test_unsubscribe_removes_it_on_the_server(live, page, browser_push, kit):
     expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "unsubscribed")
 
 
+def test_change_components_after_subscribing(live, page, browser_push, kit):
+    sim_sub = browser_push.prepare()
+    browser_push.install()
+    kit.subscribe_in_page(page, live)
+    assert kit.subscription_row(live, sim_sub.endpoint)["all_components"] is True
+    expect(page.locator("#subscribe-status")).to_contain_text("about all components")
+
+    change = page.locator("#subscribe-change")
+    expect(change).to_have_text("Change components")
+    change.click()
+    expect(change).to_have_attribute("aria-expanded", "true")
+    expect(change).to_have_text("Cancel")
+    page.get_by_role("checkbox", name="Website", exact=True).check()
+    page.get_by_role("checkbox", name="Email delivery", exact=True).check()
+    page.get_by_role("button", name="Save components").click()
+    expect(page.locator("#subscribe-feedback")).to_have_text("Your choice of components was saved.")
+    expect(page.locator("#subscribe-status")).to_contain_text("about Website, Email delivery")
+    expect(change).to_have_attribute("aria-expanded", "false")
+    expect(change).to_have_text("Change components")
+    row = kit.subscription_row(live, sim_sub.endpoint)
+    assert row["all_components"] is False
+    assert row["components"] == sorted([live.components["Website"], live.components["Email delivery"]])
+    assert row["id"] is not None and row["status"] == "active"
+
+
+def test_refused_subscription_is_reported_and_not_kept(live, page, browser_push):
+    browser_push.prepare_foreign("https://push.attacker.example/steal")
+    browser_push.install()
+    page.goto(live.url + "/")
+    with page.expect_response(lambda r: r.url.endswith("/api/push/subscriptions")) as answer:
+        page.get_by_role("button", name="Get notified").click()
+    assert answer.value.status == 400
+    error = answer.value.json()["error"]
+    expect(page.locator("#subscribe-feedback")).to_have_text(f"Could not subscribe: {error}")
+    expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "unsubscribed")
+    # The browser subscription nobody would send to was dropped again.
+    assert page.evaluate("navigator.serviceWorker.ready.then((r) => r.pushManager.getSubscription())") is None
+
+
 def test_iphone_safari_tab_sees_add_to_home_screen_guidance(live, browser, kit):
     context = browser.new_context(user_agent=kit.IPHONE_UA, is_mobile=True, has_touch=True,
                                   viewport={"width": 390, "height": 844}, device_scale_factor=2)
