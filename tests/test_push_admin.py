@@ -87,6 +87,15 @@ def test_push_page_shows_configured_and_public_key(rq_app):
     assert f'<code class="key" id="vapid-public-key">{public_key}</code>' in page
     assert 'id="notification-preview"' in page
 
+    # A changed SECRET_KEY cannot decrypt the stored private key: the page says so and how to fix it.
+    secret = rq_app.config["SECRET_KEY"]
+    rq_app.config["SECRET_KEY"] = "another-secret-key"
+    try:
+        page = _page(_browser(rq_app), "/admin/push")
+        assert "Not configured" in page and "SECRET_KEY changed" in html.unescape(page)
+    finally:
+        rq_app.config["SECRET_KEY"] = secret
+
     # Editors may look but not change push settings.
     editor = _browser(rq_app, "editor@example.com")
     page = _page(editor, "/admin/push")
