@@ -381,6 +381,26 @@ def subscription_row(live: LiveApp, endpoint: str) -> dict | None:
                 "components": sorted(c.id for c in sub.components), "browser": sub.browser}
 
 
+def wait_for_events_done(live: LiveApp, incident_id: int, count: int, timeout: float = 30) -> None:
+    """Block until ``count`` events of the incident finished (the background job recorded results)."""
+    import time
+
+    from sqlalchemy import func, select
+
+    from statuspage.models import Event
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with live.db():
+            done = db.session.execute(select(func.count(Event.id)).where(
+                Event.incident_id == incident_id, Event.state.in_(("done", "skipped")))).scalar_one()
+        if done >= count:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {done} of {count} events of incident {incident_id} finished")
+        time.sleep(0.05)
+
+
 def api_call(live: LiveApp, method: str, path: str, body: dict | None = None) -> tuple[int, Any]:
     """Call the admin REST API of the live server with the bearer token (over real HTTP)."""
     import urllib.error
@@ -418,13 +438,3 @@ def shot(page, name: str, *, selector: str | None = None, full_page: bool = Fals
         page.screenshot(path=str(path), full_page=full_page, animations="disabled")
     return path
 
-
-@pytest.fixture
-def kit():
-    """The helper functions above, for test modules (conftest modules are not importable)."""
-    import types
-
-    return types.SimpleNamespace(
-        control_state=control_state, subscribe_in_page=subscribe_in_page, subscription_row=subscription_row,
-        api_call=api_call, admin_login=admin_login, shot=shot, IPHONE_UA=IPHONE_UA,
-    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from .conftest import admin_login, shot
+
 pytestmark = pytest.mark.browser
 
 
@@ -20,8 +22,8 @@ def expected_notification(live, event_type: str, values: dict[str, str]) -> tupl
                 render_template_text(trigger.body_template, values).strip())
 
 
-def test_admin_composes_with_live_preview_and_posts_an_incident(live, page, kit):
-    kit.admin_login(page, live)
+def test_admin_composes_with_live_preview_and_posts_an_incident(live, page):
+    admin_login(page, live)
     page.goto(live.url + "/admin/incidents/new")
     title, body = page.locator("#preview-title"), page.locator("#preview-body")
 
@@ -45,7 +47,7 @@ def test_admin_composes_with_live_preview_and_posts_an_incident(live, page, kit)
     page.get_by_label("Notify subscribers").uncheck()
     expect(page.locator("#preview-state")).to_contain_text("nothing will be sent")
     page.get_by_label("Notify subscribers").check()
-    kit.shot(page, "admin-composer", full_page=True)
+    shot(page, "admin-composer", full_page=True)
 
     page.get_by_role("button", name="Create incident").click()
     expect(page.get_by_text("Incident created.")).to_be_visible()
@@ -63,7 +65,7 @@ def test_admin_composes_with_live_preview_and_posts_an_incident(live, page, kit)
     expect(active).to_contain_text("Database failover (EU)")
     expect(active).to_contain_text("Identified")
     expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "unsubscribed")
-    kit.shot(page, "public-page", full_page=True)
+    shot(page, "public-page", full_page=True)
 
 
 def test_admin_login_rejects_a_wrong_password(live, page):
@@ -74,13 +76,13 @@ def test_admin_login_rejects_a_wrong_password(live, page):
     expect(page.get_by_role("alert")).to_have_text("Wrong email or password.")
 
 
-def test_no_csp_violations_on_the_public_page_and_the_composer(live, page, csp_watch, console_errors, kit):
+def test_no_csp_violations_on_the_public_page_and_the_composer(live, page, csp_watch, console_errors):
     page.goto(live.url + "/")
     expect(page.locator("#push-subscribe")).not_to_have_attribute("data-state", "loading")
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     assert page.evaluate("window.__cspViolations") == []
 
-    kit.admin_login(page, live)
+    admin_login(page, live)
     page.goto(live.url + "/admin/incidents/new")
     page.get_by_label("Title", exact=True).fill("CSP check")
     expect(page.locator("#preview-title")).to_have_text("Example Status: CSP check")
@@ -101,8 +103,8 @@ MARKDOWN_SAMPLES = [
 ]
 
 
-def test_preview_body_matches_the_servers_markdown_to_text(live, page, kit):
-    kit.admin_login(page, live)
+def test_preview_body_matches_the_servers_markdown_to_text(live, page):
+    admin_login(page, live)
     page.goto(live.url + "/admin/incidents/new")
     page.get_by_label("Title", exact=True).fill("Preview check")
     for sample in MARKDOWN_SAMPLES:

@@ -6,6 +6,8 @@ import struct
 import pytest
 from playwright.sync_api import expect
 
+from .conftest import api_call
+
 pytestmark = pytest.mark.browser
 
 
@@ -86,8 +88,8 @@ def test_apple_touch_icon_and_ios_meta_tags(live, page):
     assert badge.ok and png_size(badge.body()) == (96, 96)
 
 
-def test_every_public_page_has_the_control_and_the_manifest(live, page, kit):
-    status, incident = kit.api_call(live, "POST", "/api/v1/incidents",
+def test_every_public_page_has_the_control_and_the_manifest(live, page):
+    status, incident = api_call(live, "POST", "/api/v1/incidents",
                                     {"name": "Page check", "status": "resolved", "notify": False})
     assert status == 201, incident
     for path in ("/", "/history", f"/incidents/{incident['id']}"):

@@ -6,12 +6,12 @@ import json
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import BrowserPush
+from .conftest import IPHONE_UA, BrowserPush, shot, subscribe_in_page, subscription_row
 
 pytestmark = pytest.mark.browser
 
 
-def test_subscribe_posts_the_subscription_with_the_chosen_component(live, page, browser_push, kit):
+def test_subscribe_posts_the_subscription_with_the_chosen_component(live, page, browser_push):
     sim_sub = browser_push.prepare()
     browser_push.install()
     page.goto(live.url + "/")
@@ -19,7 +19,7 @@ def test_subscribe_posts_the_subscription_with_the_chosen_component(live, page, 
     expect(root).to_have_attribute("data-state", "unsubscribed")
     expect(page.get_by_role("button", name="Get notified")).to_be_visible()
     expect(page.locator("#subscribe-components")).to_be_visible()
-    kit.shot(page, "subscribe-not-subscribed", selector="#push-subscribe")
+    shot(page, "subscribe-not-subscribed", selector="#push-subscribe")
 
     page.get_by_role("checkbox", name="API", exact=True).check()
     with page.expect_request(lambda r: r.url.endswith("/api/push/subscriptions") and r.method == "POST") as req:
@@ -34,9 +34,9 @@ def test_subscribe_posts_the_subscription_with_the_chosen_component(live, page, 
     expect(page.get_by_role("button", name="Send me a test")).to_be_visible()
     expect(page.get_by_role("button", name="Unsubscribe")).to_be_visible()
     expect(page.get_by_role("button", name="Get notified")).to_be_hidden()
-    kit.shot(page, "subscribe-subscribed", selector="#push-subscribe")
+    shot(page, "subscribe-subscribed", selector="#push-subscribe")
 
-    row = kit.subscription_row(live, sim_sub.endpoint)
+    row = subscription_row(live, sim_sub.endpoint)
     assert row is not None
     assert row["status"] == "active"
     assert row["all_components"] is False
@@ -77,10 +77,10 @@ def test_push_through_devtools_shows_the_notification(live, page, sw_push):
     assert fallback[0]["icon"] == live.url + "/static/icons/icon-192.png"
 
 
-def test_send_me_a_test_reaches_the_push_service(live, page, browser_push, sw_push, kit):
+def test_send_me_a_test_reaches_the_push_service(live, page, browser_push, sw_push):
     sim_sub = browser_push.prepare()
     browser_push.install()
-    kit.subscribe_in_page(page, live)
+    subscribe_in_page(page, live)
 
     with page.expect_response(lambda r: r.url.endswith("/api/push/test")) as answer:
         page.get_by_role("button", name="Send me a test").click()
@@ -99,11 +99,11 @@ def test_send_me_a_test_reaches_the_push_service(live, page, browser_push, sw_pu
     assert note["title"] == "Example Status: test notification"
 
 
-def test_unsubscribe_removes_it_on_the_server(live, page, browser_push, kit):
+def test_unsubscribe_removes_it_on_the_server(live, page, browser_push):
     sim_sub = browser_push.prepare()
     browser_push.install()
-    kit.subscribe_in_page(page, live)
-    assert kit.subscription_row(live, sim_sub.endpoint)["status"] == "active"
+    subscribe_in_page(page, live)
+    assert subscription_row(live, sim_sub.endpoint)["status"] == "active"
 
     with page.expect_response(lambda r: r.url.endswith("/api/push/subscriptions")
                               and r.request.method == "DELETE") as answer:
@@ -112,18 +112,18 @@ def test_unsubscribe_removes_it_on_the_server(live, page, browser_push, kit):
     expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "unsubscribed")
     expect(page.get_by_role("button", name="Get notified")).to_be_visible()
     expect(page.locator("#subscribe-feedback")).to_have_text("Unsubscribed.")
-    assert kit.subscription_row(live, sim_sub.endpoint)["status"] == "unsubscribed"
+    assert subscription_row(live, sim_sub.endpoint)["status"] == "unsubscribed"
     assert page.evaluate("navigator.serviceWorker.ready.then((r) => r.pushManager.getSubscription())") is None
 
     page.reload()
     expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "unsubscribed")
 
 
-def test_change_components_after_subscribing(live, page, browser_push, kit):
+def test_change_components_after_subscribing(live, page, browser_push):
     sim_sub = browser_push.prepare()
     browser_push.install()
-    kit.subscribe_in_page(page, live)
-    assert kit.subscription_row(live, sim_sub.endpoint)["all_components"] is True
+    subscribe_in_page(page, live)
+    assert subscription_row(live, sim_sub.endpoint)["all_components"] is True
     expect(page.locator("#subscribe-status")).to_contain_text("about all components")
 
     change = page.locator("#subscribe-change")
@@ -138,7 +138,7 @@ def test_change_components_after_subscribing(live, page, browser_push, kit):
     expect(page.locator("#subscribe-status")).to_contain_text("about Website, Email delivery")
     expect(change).to_have_attribute("aria-expanded", "false")
     expect(change).to_have_text("Change components")
-    row = kit.subscription_row(live, sim_sub.endpoint)
+    row = subscription_row(live, sim_sub.endpoint)
     assert row["all_components"] is False
     assert row["components"] == sorted([live.components["Website"], live.components["Email delivery"]])
     assert row["id"] is not None and row["status"] == "active"
@@ -158,8 +158,8 @@ def test_refused_subscription_is_reported_and_not_kept(live, page, browser_push)
     assert page.evaluate("navigator.serviceWorker.ready.then((r) => r.pushManager.getSubscription())") is None
 
 
-def test_iphone_safari_tab_sees_add_to_home_screen_guidance(live, browser, kit):
-    context = browser.new_context(user_agent=kit.IPHONE_UA, is_mobile=True, has_touch=True,
+def test_iphone_safari_tab_sees_add_to_home_screen_guidance(live, browser):
+    context = browser.new_context(user_agent=IPHONE_UA, is_mobile=True, has_touch=True,
                                   viewport={"width": 390, "height": 844}, device_scale_factor=2)
     try:
         page = context.new_page()
@@ -172,14 +172,14 @@ def test_iphone_safari_tab_sees_add_to_home_screen_guidance(live, browser, kit):
         expect(page.locator("#subscribe-status")).to_contain_text("add this site to your Home Screen")
         expect(page.get_by_role("button", name="Get notified")).to_be_hidden()
         root.scroll_into_view_if_needed()
-        kit.shot(page, "subscribe-ios-install", selector="#push-subscribe")
+        shot(page, "subscribe-ios-install", selector="#push-subscribe")
     finally:
         context.close()
 
 
-def test_ios_home_screen_app_subscribes_normally(live, browser, kit):
+def test_ios_home_screen_app_subscribes_normally(live, browser):
     """iOS/iPadOS 16.4+: the same site opened from the Home Screen can subscribe."""
-    context = browser.new_context(user_agent=kit.IPHONE_UA, is_mobile=True, has_touch=True,
+    context = browser.new_context(user_agent=IPHONE_UA, is_mobile=True, has_touch=True,
                                   viewport={"width": 390, "height": 844})
     try:
         context.grant_permissions(["notifications"], origin=live.url)
@@ -194,7 +194,7 @@ def test_ios_home_screen_app_subscribes_normally(live, browser, kit):
         expect(page.locator("#subscribe-help-ios")).to_be_hidden()
         page.get_by_role("button", name="Get notified").tap()
         expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "subscribed")
-        row = kit.subscription_row(live, sim_sub.endpoint)
+        row = subscription_row(live, sim_sub.endpoint)
         assert row["status"] == "active" and row["all_components"] is True
         assert row["browser"] == "Safari (iOS)"
     finally:
@@ -215,7 +215,7 @@ def test_browser_without_push_is_told_so(live, browser):
         context.close()
 
 
-def test_permission_denied_explains_how_to_reset(live, browser, kit):
+def test_permission_denied_explains_how_to_reset(live, browser):
     context = browser.new_context(viewport={"width": 1000, "height": 800})
     try:
         page = context.new_page()
@@ -232,25 +232,25 @@ def test_permission_denied_explains_how_to_reset(live, browser, kit):
         expect(help_box).to_contain_text("Allow")
         expect(help_box).to_contain_text("Site settings")
         expect(page.get_by_role("button", name="Get notified")).to_be_hidden()
-        kit.shot(page, "subscribe-denied", selector="#push-subscribe")
+        shot(page, "subscribe-denied", selector="#push-subscribe")
     finally:
         context.close()
 
 
-def test_changed_server_key_resubscribes_silently(live, page, context, browser_push, kit):
+def test_changed_server_key_resubscribes_silently(live, page, context, browser_push):
     from statuspage.push.keys import generate_keys
 
     old = browser_push.prepare()
     browser_push.install()
-    kit.subscribe_in_page(page, live)
-    old_row = kit.subscription_row(live, old.endpoint)
+    subscribe_in_page(page, live)
+    old_row = subscription_row(live, old.endpoint)
 
     with live.db():
         generate_keys(force=True)  # every subscriber must resubscribe
         from statuspage.extensions import db
 
         db.session.commit()
-    assert kit.subscription_row(live, old.endpoint)["status"] == "expired"
+    assert subscription_row(live, old.endpoint)["status"] == "expired"
     new = browser_push.prepare()  # for the new key
     browser_push.install()  # the stub now also knows the second subscription
 
@@ -262,10 +262,10 @@ def test_changed_server_key_resubscribes_silently(live, page, context, browser_p
     expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "subscribed")
     expect(page.locator("#subscribe-feedback")).to_have_text("")  # silently
 
-    row = kit.subscription_row(live, new.endpoint)
+    row = subscription_row(live, new.endpoint)
     assert row["status"] == "active"
     assert row["id"] == old_row["id"]  # the same subscriber, moved to the new endpoint
-    assert kit.subscription_row(live, old.endpoint) is None
+    assert subscription_row(live, old.endpoint) is None
 
     # Pushes signed with the new key reach the new endpoint.
     page.get_by_role("button", name="Send me a test").click()
@@ -285,11 +285,11 @@ async (sub) => {
 """
 
 
-def test_service_worker_resubscribes_on_pushsubscriptionchange(live, page, context, browser_push, kit):
+def test_service_worker_resubscribes_on_pushsubscriptionchange(live, page, context, browser_push):
     old = browser_push.prepare()
     browser_push.install()
-    kit.subscribe_in_page(page, live, component="Email delivery")
-    before = kit.subscription_row(live, old.endpoint)
+    subscribe_in_page(page, live, component="Email delivery")
+    before = subscription_row(live, old.endpoint)
     new = live.sim.new_subscription(live.public_key())
 
     [worker] = [w for w in context.service_workers if w.url == live.url + "/sw-push.js"]
@@ -303,14 +303,14 @@ def test_service_worker_resubscribes_on_pushsubscriptionchange(live, page, conte
     response = req.value.response()
     assert response is not None and response.status == 200
 
-    row = kit.subscription_row(live, new.endpoint)
+    row = subscription_row(live, new.endpoint)
     assert row["id"] == before["id"]
     assert row["status"] == "active"
     assert row["components"] == [live.components["Email delivery"]]
-    assert kit.subscription_row(live, old.endpoint) is None
+    assert subscription_row(live, old.endpoint) is None
 
 
-def test_keyboard_only_visitor_can_subscribe(live, page, browser_push, kit):
+def test_keyboard_only_visitor_can_subscribe(live, page, browser_push):
     sim_sub = browser_push.prepare()
     browser_push.install()
     page.goto(live.url + "/")
@@ -328,4 +328,4 @@ def test_keyboard_only_visitor_can_subscribe(live, page, browser_push, kit):
     expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "subscribed")
     # The button that was pressed is gone; focus stays in the control, not lost to <body>.
     assert page.evaluate("document.getElementById('push-subscribe').contains(document.activeElement)")
-    assert kit.subscription_row(live, sim_sub.endpoint)["components"] == [live.components["Website"]]
+    assert subscription_row(live, sim_sub.endpoint)["components"] == [live.components["Website"]]
