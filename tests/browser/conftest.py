@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -78,17 +77,11 @@ def live(tmp_path_factory) -> Iterator[LiveApp]:
 
     tmp = tmp_path_factory.mktemp("browser")
     sim = PushSimulator().start()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    url = f"http://127.0.0.1:{port}"
     os.environ["INSTANCE_PATH"] = str(tmp / "instance")
     app = create_app({
         "TESTING": True,
         "SECRET_KEY": "browser-tests-secret-not-for-production",
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp / 'browser.db'}",
-        "SITE_URL": url,
         "SITE_NAME": "Example Status",
         "PUSH_EXTRA_ORIGINS": [sim.origin],
         "PUSH_DEBOUNCE_SECONDS": 0,
@@ -98,6 +91,10 @@ def live(tmp_path_factory) -> Iterator[LiveApp]:
         "RATELIMIT_STORAGE_URI": "memory://",
         "WTF_CSRF_ENABLED": True,
     })
+    # Bind first (a free port, no race), then tell the app its absolute URL (icons, links in pushes).
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    app.config["SITE_URL"] = url
     with app.app_context():
         db.create_all()
         ensure_triggers()
@@ -112,7 +109,6 @@ def live(tmp_path_factory) -> Iterator[LiveApp]:
     # runner the embedded (no Redis) deployment uses, so jobs run in the background as in `make run`.
     app.extensions["statuspage_runner"] = LocalRunner(app)
 
-    server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     try:
@@ -247,13 +243,18 @@ STUB_JS = r"""
     if (Notification.permission !== 'granted') {
       throw new DOMException('Registration failed - permission denied', 'NotAllowedError');
     }
+    const key = options.applicationServerKey;
+    const serverKey = typeof key === 'string' ? key
+      : b64(key instanceof ArrayBuffer ? key : key.buffer.slice(key.byteOffset, key.byteOffset + key.byteLength));
     const existing = JSON.parse(localStorage.getItem(KEY) || 'null');
+    if (existing && existing.serverKey !== serverKey) {
+      // As Chrome does: a different key needs an unsubscribe first.
+      throw new DOMException('a subscription with a different applicationServerKey exists', 'InvalidStateError');
+    }
     if (existing) return make(existing);
     const n = Number(localStorage.getItem(NEXT) || '0');
     if (n >= SUBS.length) throw new DOMException('no prepared test subscription left', 'AbortError');
     localStorage.setItem(NEXT, String(n + 1));
-    const key = options.applicationServerKey;
-    const serverKey = typeof key === 'string' ? key : b64(key instanceof ArrayBuffer ? key : key.buffer);
     const saved = { endpoint: SUBS[n].endpoint, keys: SUBS[n].keys, serverKey };
     localStorage.setItem(KEY, JSON.stringify(saved));
     return make(saved);
