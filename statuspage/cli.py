@@ -151,6 +151,22 @@ def push_test(subscription_id: int | None, send_all: bool, title: str | None, bo
         sys.exit(2)
 
 
+@push_cli.command("prune")
+@click.option("--older-than-days", type=click.IntRange(min=0), default=30, show_default=True,
+              help="Delete expired and unsubscribed subscriptions untouched for this many days.")
+def push_prune(older_than_days: int) -> None:
+    """Delete old expired/unsubscribed subscriptions (and their delivery rows)."""
+    from .push.subscriptions import prune_subscriptions
+
+    total = 0
+    while True:
+        deleted = prune_subscriptions(older_than_days, limit=10000)
+        total += deleted
+        if deleted < 10000:
+            break
+    click.echo(f"Deleted {total} expired or unsubscribed subscription(s) older than {older_than_days} day(s).")
+
+
 def start_sweeper_thread(app: Flask, interval: int) -> threading.Thread:
     """Worker side: run the sweeper every `interval` s; a Redis lock keeps it to one worker."""
     from .jobs import redis_connection
@@ -189,7 +205,10 @@ def worker_command(burst: bool) -> None:
         redis_connection(app).ping()
     except Exception as exc:
         fail(f"cannot reach Redis at {app.config['REDIS_URL']}: {exc}")
-    sweep()
+    try:
+        sweep()
+    except Exception:  # e.g. the database is briefly down: start anyway, jobs retry and the sweeper repeats
+        app.logger.exception("initial sweep failed; the worker starts anyway")
     db.session.remove()
     if not burst:
         start_sweeper_thread(app, app.config["SWEEP_INTERVAL"])

@@ -62,6 +62,9 @@ def load_config(instance_path: str) -> dict:
         "SWEEP_INTERVAL": _int("SWEEP_INTERVAL", 30),
         # A batch whose progress stopped this long ago is taken over by the sweeper (dead worker).
         "PUSH_STALL_SECONDS": _int("PUSH_STALL_SECONDS", 300),
+        # Expired/unsubscribed subscriptions older than this many days are deleted by the sweeper
+        # (1000 per run); 0 keeps them forever.
+        "PUSH_PRUNE_DAYS": _int("PUSH_PRUNE_DAYS", 30),
         # How many reverse proxies in front of the app append X-Forwarded-For/-Proto (0 = none:
         # the headers are ignored, so a client cannot pick its own rate-limit key).
         "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 
+from flask import current_app
+
 from .events import dispatch_pending
 from .incidents import run_due_maintenances
 
@@ -16,4 +18,10 @@ def sweep() -> dict[str, int]:
     started = run_due_maintenances()
     dispatched = dispatch_pending()
     requeued = requeue_stalled()
-    return {"maintenances": started, "dispatched": dispatched, "requeued": requeued}
+    pruned = 0
+    if current_app.config.get("PUSH_PRUNE_DAYS"):
+        # A little at a time: a flood of dead subscriptions is cleaned without long transactions.
+        from .push.subscriptions import prune_subscriptions
+
+        pruned = prune_subscriptions(current_app.config["PUSH_PRUNE_DAYS"], limit=1000)
+    return {"maintenances": started, "dispatched": dispatched, "requeued": requeued, "pruned": pruned}

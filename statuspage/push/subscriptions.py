@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from .. import validation as v
 from ..errors import NotFoundError, ValidationError
 from ..extensions import db
-from ..models import Component, Subscription
+from ..models import Component, Subscription, subscription_components
 from ..timeutil import utcnow
 from .crypto import validate_auth, validate_p256dh
 
@@ -220,6 +220,30 @@ def unsubscribe(data: Any) -> Subscription:
     sub.components = []
     db.session.flush()
     return sub
+
+
+def prune_subscriptions(older_than_days: float, limit: int = 1000) -> int:
+    """Delete up to `limit` expired/unsubscribed subscriptions not updated for `older_than_days`,
+    with their delivery rows; returns how many. Small batches keep each transaction short."""
+    from datetime import timedelta
+
+    from sqlalchemy import delete
+
+    from ..models import Delivery
+
+    cutoff = utcnow() - timedelta(days=older_than_days)
+    ids = list(db.session.execute(
+        select(Subscription.id).where(Subscription.status.in_(("expired", "unsubscribed")),
+                                      Subscription.updated_at < cutoff)
+        .order_by(Subscription.id).limit(limit)
+    ).scalars())
+    if not ids:
+        return 0
+    db.session.execute(delete(Delivery).where(Delivery.subscription_id.in_(ids)))
+    db.session.execute(delete(subscription_components).where(subscription_components.c.subscription_id.in_(ids)))
+    db.session.execute(delete(Subscription).where(Subscription.id.in_(ids)))
+    db.session.commit()
+    return len(ids)
 
 
 def subscription_dict(sub: Subscription) -> dict[str, Any]:
