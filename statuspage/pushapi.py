@@ -26,6 +26,8 @@ def get_public_key():
     key = public_key()
     if key is None:
         return json_error("push notifications are not configured on this status page yet", 503)
+    if not push_available():
+        return json_error("push notifications are turned off or unavailable on this status page", 503)
     response = jsonify({"publicKey": key})
     response.headers["Cache-Control"] = "no-cache"
     return response

@@ -35,11 +35,17 @@ def get_settings() -> PushSettings:
 
 
 def push_available() -> bool:
-    """Visitors may subscribe: push is enabled and keys exist."""
+    """Visitors may subscribe: push is enabled and usable keys exist (a stored key that the
+    current SECRET_KEY cannot decrypt could sign nothing, so subscribing would be a lie)."""
+    from .keys import KeysUnavailable, current_keys
+
     settings = db.session.get(PushSettings, 1)
     if settings is not None and not settings.enabled:
         return False
-    return public_key() is not None
+    try:
+        return current_keys() is not None
+    except KeysUnavailable:
+        return False
 
 
 def absolute_url(path_or_url: str) -> str:
