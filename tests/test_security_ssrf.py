@@ -210,7 +210,10 @@ def test_subscribe_refuses_every_hostile_endpoint_and_stores_nothing(app, client
         response = client.post("/api/push/subscriptions", json=body)
         assert response.status_code == 400, (url, response.status_code, response.get_data(as_text=True))
         data = response.get_json()
-        assert data["field"] == "endpoint" and words.lower() in data["error"].lower(), (url, data)
+        if "\x00" in url:  # refused before validation: no JSON string may carry NUL
+            assert "NUL" in data["error"], (url, data)
+        else:
+            assert data["field"] == "endpoint" and words.lower() in data["error"].lower(), (url, data)
         # pushsubscriptionchange must not smuggle a hostile endpoint in as the old one either
         response = client.post("/api/push/subscriptions", json={**good, "oldEndpoint": url, "endpoint": url})
         assert response.status_code == 400
