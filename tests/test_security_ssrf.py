@@ -279,6 +279,10 @@ def test_rows_that_bypass_the_subscribe_check_are_never_contacted(app, api, sim)
             f"{sim.origin}@127.0.0.1:{port}/push/f",  # allowed origin as user info
             f"http://127.0.0.1:{port}#@{sim.origin[7:]}/push/g",
             f"http://127.0.0.1:{port}\\@{sim.origin[7:]}/push/h",
+            # allowed origin, but a request line / header injection attempt in the path
+            f"{sim.origin}/push/crlf\r\nX-Injected: 1",
+            f"{sim.origin}/push/sp ace",
+            f"{sim.origin}/push/caf\u00e9",
         ]
         forced = _force_rows(app, good, hostile)
         assert len(forced) == len(hostile)
@@ -287,6 +291,7 @@ def test_rows_that_bypass_the_subscribe_check_are_never_contacted(app, api, sim)
         outcomes = _outcomes(app)
         assert recorder.connections == []
     assert len(sim.received()) == 1
+    assert [a.token for a in sim.attempts()] == [good["endpoint"].rsplit("/", 1)[1]]
     assert outcomes[good["endpoint"]][0] == "sent"
     for endpoint in hostile:
         assert outcomes[endpoint] == ("failed", "endpoint not allowed"), endpoint
