@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, current_app, flash, jsonify, redirect, render_template, request
 from flask_wtf.csrf import CSRFError
@@ -42,6 +43,16 @@ def wants_json() -> bool:
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
 
 
+def back_url(default: str) -> str:
+    """Where to send a browser back to after a form error: the page it came from, but only when
+    that page is on this site (the Referer header is the client's word; never an open redirect)."""
+    referrer = request.referrer or ""
+    parts = urlsplit(referrer)
+    if referrer and parts.scheme in ("http", "https") and parts.netloc == request.host:
+        return urlunsplit(("", "", parts.path or "/", parts.query, ""))
+    return default
+
+
 def json_error(message: str, status: int, **extra: Any):
     response = jsonify({"error": message, **extra})
     response.status_code = status
@@ -61,14 +72,14 @@ def register_http(app: Flask) -> None:
             # A page that does not exist is a 404 page, not a redirect with a message.
             return render_template("error.html", code=404, name="Not found", description=exc.message), 404
         flash(exc.message, "error")
-        return redirect(request.referrer or "/"), 303
+        return redirect(back_url("/")), 303
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
         if wants_json():
             return json_error(f"CSRF check failed: {exc.description}", 400)
         flash("Your form expired or was sent from another site; please try again.", "error")
-        return redirect(request.referrer or "/admin/"), 303
+        return redirect(back_url("/admin/")), 303
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -424,3 +424,19 @@ def test_no_http_route_manages_users_or_tokens(app):
     # an admin, change a role or mint a token.
     for rule in app.url_map.iter_rules():
         assert not re.search(r"user|token|role|password", rule.rule), rule.rule
+
+
+def test_form_errors_never_redirect_off_site(tmp_path):
+    app = make_app(f"sqlite:///{tmp_path / 'r.db'}", tmp_path, WTF_CSRF_ENABLED=True)
+    client = app.test_client()
+    evil = {"Referer": "https://evil.example/phish?x=1"}
+    # a forged cross-site form (no CSRF token) is refused and sent back to our own page, not the Referer
+    response = client.post("/admin/login", data={"email": "a@b.c", "password": "x"}, headers=evil)
+    assert response.status_code == 303 and response.headers["Location"] == "/admin/"
+    own = {"Referer": "http://localhost/admin/login?next=/admin/push"}
+    response = client.post("/admin/login", data={"email": "a@b.c", "password": "x"}, headers=own)
+    assert response.headers["Location"] == "/admin/login?next=/admin/push"
+    for referer in ("//evil.example/x", "https://localhost.evil.example/", "javascript:alert(1)",
+                    "https://evil.example@localhost/"):
+        response = client.post("/admin/login", data={}, headers={"Referer": referer})
+        assert "evil" not in response.headers["Location"] and "javascript" not in response.headers["Location"]
