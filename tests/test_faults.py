@@ -30,6 +30,7 @@ from tests.conftest import PG_ADMIN_URL, TEST_SECRET, Api, create_admin_token, m
 from tests.hardening_support import PrivateRedis, close_senders, sim_subscription
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -257,6 +257,7 @@ def seeded(app, api, sim):
     return api
 
 
+@pytest.mark.slow
 def test_json_endpoints_never_answer_5xx(app, seeded):
     api = seeded
     seen = {"requests": 0}
@@ -276,6 +277,7 @@ def test_json_endpoints_never_answer_5xx(app, seeded):
     assert seen["requests"] >= 400
 
 
+@pytest.mark.slow
 def test_service_functions_raise_only_service_errors(app, seeded):
     from statuspage import components, incidents
     from statuspage.extensions import db
@@ -344,6 +346,7 @@ def run_schemathesis(app, auth: dict, mode: GenerationMode, examples: int) -> tu
     return counts, failures
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_schemathesis_finds_no_server_error(app, seeded, mode):
     counts, failures = run_schemathesis(app, dict(seeded.headers), mode, FUZZ_EXAMPLES)
