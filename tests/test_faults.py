@@ -204,6 +204,9 @@ def test_database_down_while_a_batch_is_sending_results_are_recorded_when_it_ret
     assert len(bodies) == 10
 
 
+JOB_FAILED = "exception raised while executing (statuspage.push.delivery.fan_out)"
+
+
 def test_database_down_when_the_job_starts_rq_retries_it(tmp_path, pg_database, sim):
     with PrivateRedis(tmp_path) as redis_server:
         app = _rq_app(tmp_path, pg_database, redis_server.url, sim)
@@ -214,7 +217,7 @@ def test_database_down_when_the_job_starts_rq_retries_it(tmp_path, pg_database, 
         _set_connections(pg_database, False)
         try:
             worker = _start_worker(env, log)  # starts although its first sweep cannot reach the database
-            _wait(lambda: "OperationalError" in log.read_text(), 60, "the job to fail on the database")
+            _wait(lambda: JOB_FAILED in log.read_text(), 60, "the fan-out job to fail on the database")
         finally:
             _set_connections(pg_database, True)
         try:
@@ -225,6 +228,7 @@ def test_database_down_when_the_job_starts_rq_retries_it(tmp_path, pg_database, 
             worker.wait(timeout=30)
     text_log = log.read_text()
     assert "initial sweep failed; the worker starts anyway" in text_log
+    assert text_log.count(JOB_FAILED) == 1  # failed once on the database, then the retry succeeded
     received = collections.Counter(m.token for m in sim.received())
     assert sorted(received.values()) == [1] * 10
 
