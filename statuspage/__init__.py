@@ -34,6 +34,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     _ensure_secret_key(app)
+    _check_rate_limits(app)
 
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
 
@@ -73,6 +74,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_http(app)
     register_cli(app)
     return app
+
+
+def _check_rate_limits(app: Flask) -> None:
+    """A mistyped limit would otherwise only show at request time, where it is skipped (limits
+    fail open): refuse to start instead."""
+    from limits import parse_many
+
+    for key in ("RATELIMIT_SUBSCRIBE", "RATELIMIT_UNSUBSCRIBE", "RATELIMIT_TEST_PUSH", "RATELIMIT_LOGIN"):
+        value = app.config.get(key)
+        if value:
+            try:
+                parse_many(value)
+            except ValueError as exc:
+                raise ConfigError(f"{key}: {exc} (expected e.g. '30 per minute; 300 per day')") from None
 
 
 def _ensure_secret_key(app: Flask) -> None:

@@ -194,3 +194,10 @@ def test_redis_down_never_breaks_subscribing_and_limits_come_back(tmp_path, sim)
             post("192.0.2.12")
             time.sleep(0.5)
     assert _count(app) >= 5
+
+
+def test_a_mistyped_limit_refuses_to_start(tmp_path, sim):
+    from statuspage.config import ConfigError
+
+    with pytest.raises(ConfigError, match="RATELIMIT_SUBSCRIBE"):
+        limited_app(tmp_path, f"sqlite:///{tmp_path / 'bad.db'}", sim, RATELIMIT_SUBSCRIBE="lots per minute")
