@@ -26,6 +26,7 @@ The last stdout line is JSON:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import ipaddress
 import json
@@ -183,6 +184,20 @@ def _proc_status(pid: int, field: str) -> int:
     return 0
 
 
+def postgres_cpu() -> float:
+    """CPU seconds used so far by every PostgreSQL process on this machine (server-wide: other
+    databases' work counts too, so this is an upper bound for the benchmark's share)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += _cpu_seconds(int(entry.name))
+            except OSError:
+                continue
+    return total
+
+
 def _cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -274,10 +289,45 @@ def wait_for_workers(redis_url: str, queue: str, workers: list[subprocess.Popen]
     raise RuntimeError("workers did not register with Redis in time")
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def worker_pid(proc: subprocess.Popen) -> int:
+    """The RQ worker's pid (the child when the worker runs under py-spy)."""
+    kids = _children(proc.pid)
+    return kids[0] if kids and Path(f"/proc/{proc.pid}/exe").resolve().name == "py-spy" else proc.pid
+
+
+def job_timeline(redis_url: str, queue: str, start_wall: float) -> list[str]:
+    """When each finished RQ job started and ended, relative to the commit (for --timeline)."""
+    from redis import Redis
+    from rq import Queue
+    from rq.job import Job
+
+    conn = Redis.from_url(redis_url)
+    q = Queue(queue, connection=conn)
+    ids = q.finished_job_registry.get_job_ids() + q.failed_job_registry.get_job_ids()
+    rows = []
+    for job in Job.fetch_many(ids, connection=conn):
+        if job is None or job.started_at is None or job.ended_at is None:
+            continue
+        start = job.started_at.replace(tzinfo=dt.UTC).timestamp() - start_wall
+        end = job.ended_at.replace(tzinfo=dt.UTC).timestamp() - start_wall
+        name = job.func_name.rsplit(".", 1)[-1]
+        rows.append((start, f"  {start:7.3f} -> {end:7.3f}s  {name}{tuple(job.args[:3])}  {job.worker_name or ''}"))
+    return [line for _, line in sorted(rows)]
+
+
 def stop_workers(workers: list[subprocess.Popen]) -> None:
     for w in workers:
         if w.poll() is None:
-            w.send_signal(signal.SIGINT)  # RQ warm shutdown (and py-spy writes its profile)
+            for pid in {worker_pid(w), w.pid}:  # RQ warm shutdown (py-spy then writes its profile)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGINT)
     for w in workers:
         try:
             w.wait(timeout=15)
@@ -301,7 +351,9 @@ def run_fanout(app, n: int, workers: list[subprocess.Popen], timeout: float) -> 
         db.session.flush()
         event = db.session.execute(select(Event).where(Event.incident_id == incident.id)).scalar_one()
         event_id = event.id
-        cpu0 = [_cpu_seconds(w.pid) for w in workers]
+        pids = [worker_pid(w) for w in workers]
+        cpu0 = [_cpu_seconds(pid) for pid in pids]
+        pg_cpu0 = postgres_cpu()
         start_wall = time.time()
         start = time.perf_counter()
         events.commit()  # the outbox row commits, then fan_out goes to the RQ queue
@@ -315,7 +367,7 @@ def run_fanout(app, n: int, workers: list[subprocess.Popen], timeout: float) -> 
                        Event.finished_at).where(Event.id == event_id)).one()
             state, queued, sent, expired, failed, finished_at = row
             now = time.perf_counter()
-            peak_rss = [max(p, _proc_status(w.pid, "VmHWM")) for p, w in zip(peak_rss, workers, strict=True)]
+            peak_rss = [max(p, _proc_status(pid, "VmHWM")) for p, pid in zip(peak_rss, pids, strict=True)]
             if state in ("done", "skipped", "superseded") or sent + expired + failed >= n:
                 break
             if now > deadline:
@@ -334,12 +386,15 @@ def run_fanout(app, n: int, workers: list[subprocess.Popen], timeout: float) -> 
 
         db.session.remove()
         payload = _prepare(db.session.get(Event, event_id)).payload
-        cpu = [_cpu_seconds(w.pid) - c for w, c in zip(workers, cpu0, strict=True)]
+        cpu = [_cpu_seconds(pid) - c for pid, c in zip(pids, cpu0, strict=True)]
+        pg_cpu = postgres_cpu() - pg_cpu0
         db.session.remove()
-    return {"event_id": event_id, "state": state, "queued": queued, "sent": sent, "expired": expired,
+    return {"event_id": event_id, "start_wall": start_wall, "state": state, "queued": queued, "sent": sent,
+            "expired": expired,
             "failed": failed, "seconds": elapsed, "polled_seconds": polled, "msgs_per_s": sent / elapsed,
             "worker_peak_rss_mb": [round(p / 1024, 1) for p in peak_rss],
-            "worker_cpu_seconds": [round(c, 2) for c in cpu], "payload": payload}
+            "worker_cpu_seconds": [round(c, 2) for c in cpu], "postgres_cpu_seconds": round(pg_cpu, 2),
+            "payload": payload}
 
 
 # --------------------------------------------------------------------------- main
@@ -356,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mock-procs", type=int, default=1, help="mock push service processes (SO_REUSEPORT)")
     parser.add_argument("--timeout", type=float, default=600, help="give up on the fan-out after this many s")
     parser.add_argument("--profile", metavar="PY_SPY", help="path to py-spy: profile the workers")
+    parser.add_argument("--timeline", action="store_true", help="print when each RQ job ran")
     parser.add_argument("--keep-db", action="store_true", help=f"leave the {DB_NAME} database for inspection")
     parser.add_argument("--pg-admin-url", default=os.environ.get("BENCH_PG_ADMIN_URL",
                                                                  "postgresql://postgres@127.0.0.1:5432/postgres"))
@@ -430,10 +486,12 @@ def main(argv: list[str] | None = None) -> int:
         log(f"fan-out: event -> RQ -> {args.workers} worker process(es) -> {n:,} pushes -> outcomes")
         fan = run_fanout(app, n, workers, args.timeout)
         mock_cpu = mock.cpu_seconds() - mock_cpu0
+        if args.timeline:
+            log("\n".join(job_timeline(args.redis_url, env["RQ_QUEUE"], fan["start_wall"])))
         stop_workers(workers)
         log(f"  {fan['sent']:,} sent, {fan['expired']} expired, {fan['failed']} failed in {fan['seconds']:.2f}s "
-            f"-> {fan['msgs_per_s']:,.0f} msgs/s (worker CPU {fan['worker_cpu_seconds']} s, mock CPU "
-            f"{mock_cpu:.1f} s; worker peak RSS {fan['worker_peak_rss_mb']} MB)")
+            f"-> {fan['msgs_per_s']:,.0f} msgs/s (CPU s: workers {fan['worker_cpu_seconds']}, mock "
+            f"{mock_cpu:.1f}, postgres {fan['postgres_cpu_seconds']}; worker peak RSS {fan['worker_peak_rss_mb']} MB)")
 
         sample = sample[:min(args.baseline_sample, len(sample))]
         log(f"baseline: pywebpush webpush() in a loop, {len(sample)} messages")
@@ -476,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         "worker_peak_rss_mb": fan["worker_peak_rss_mb"],
         "worker_cpu_seconds": fan["worker_cpu_seconds"],
         "mock_cpu_seconds": round(mock_cpu, 2),
+        "postgres_cpu_seconds": fan["postgres_cpu_seconds"],
         "baseline_sample": base["messages"],
         "cores": os.cpu_count(),
     }

@@ -177,8 +177,21 @@ def validate_auth(value: str) -> bytes:
 # --------------------------------------------------------------------------- aes128gcm
 
 
-def _hmac256(key: bytes, msg: bytes) -> bytes:
-    return hmac.digest(key, msg, "sha256")
+# HMAC-SHA256 spelled out (RFC 2104) on hashlib: with keys <= 64 bytes it is two SHA-256 calls,
+# about a third cheaper than hmac.digest per call on OpenSSL 3, and the two HKDF-Expand outputs
+# share one key's padded blocks. Five HMACs per message; tests check it against http_ece.
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+_sha256 = hashlib.sha256
+
+
+def _hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    block = key.ljust(64, b"\0")
+    return block.translate(_IPAD), block.translate(_OPAD)
+
+
+def _hmac_with(pads: tuple[bytes, bytes], msg: bytes) -> bytes:
+    return _sha256(pads[1] + _sha256(pads[0] + msg).digest()).digest()
 
 
 def _derive(ecdh_secret: bytes, auth_secret: bytes, ua_public: bytes, as_public: bytes,
@@ -187,10 +200,10 @@ def _derive(ecdh_secret: bytes, auth_secret: bytes, ua_public: bytes, as_public:
 
     HKDF with one-block outputs is just two HMACs (extract, expand with counter 0x01).
     """
-    prk_key = _hmac256(auth_secret, ecdh_secret)
-    ikm = _hmac256(prk_key, _KEY_INFO_PREFIX + ua_public + as_public + b"\x01")
-    prk = _hmac256(salt, ikm)
-    return _hmac256(prk, _CEK_INFO)[:16], _hmac256(prk, _NONCE_INFO)[:12]
+    prk_key = _hmac_with(_hmac_pads(auth_secret), ecdh_secret)
+    ikm = _hmac_with(_hmac_pads(prk_key), _KEY_INFO_PREFIX + ua_public + as_public + b"\x01")
+    prk_pads = _hmac_pads(_hmac_with(_hmac_pads(salt), ikm))
+    return _hmac_with(prk_pads, _CEK_INFO)[:16], _hmac_with(prk_pads, _NONCE_INFO)[:12]
 
 
 def encrypt_aes128gcm(

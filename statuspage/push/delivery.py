@@ -226,8 +226,11 @@ def _topic(event: Event) -> str:
 
 def _claim_new(event: Event, lo: int, hi: int) -> list[int]:
     now = utcnow()
+    # The anti-join is bounded to [lo, hi] on the deliveries side too: unbounded, PostgreSQL
+    # scanned and sorted every delivery row of the event for each batch (quadratic in subscribers).
     candidates = matching_ids(event, left_since=event.fanned_out_at).where(Subscription.id.between(lo, hi)).where(
-        ~select(Delivery.id).where(Delivery.event_id == event.id, Delivery.subscription_id == Subscription.id).exists()
+        ~select(Delivery.id).where(Delivery.event_id == event.id, Delivery.subscription_id.between(lo, hi),
+                                   Delivery.subscription_id == Subscription.id).exists()
     )
     # WHERE true: without a WHERE, SQLite parses "ON CONFLICT" as a join constraint of the SELECT.
     source = select(literal(event.id), candidates.subquery().c.id, literal("sending"), literal(1),
@@ -261,6 +264,9 @@ def _insert(model):
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(model)
+
+
+_BULK = {"synchronize_session": False}
 
 
 def _id_in(column, ids: list[int]):
@@ -346,17 +352,22 @@ def record_results(event_id: int, results: list[PushResult], *, attempt: int, lo
         groups[(r.outcome.value, r.status, r.reason[:300])].append(r.key)
         counts[r.outcome.value] += 1
         last_reason[r.outcome.value] = r.reason
+    # synchronize_session=False: the session holds none of these rows, and the default would fetch
+    # every updated id back to look for them (most of this job's own CPU for a 1000-row batch).
     for (outcome, status, reason), ids in groups.items():
         db.session.execute(
             update(Delivery).where(Delivery.event_id == event_id, _id_in(Delivery.subscription_id, ids))
-            .values(outcome=outcome, status_code=status, reason=reason or None, updated_at=now, next_attempt_at=None)
+            .values(outcome=outcome, status_code=status, reason=reason or None, updated_at=now, next_attempt_at=None),
+            execution_options=_BULK,
         )
         if outcome == "sent":
-            db.session.execute(update(Subscription).where(_id_in(Subscription.id, ids)).values(last_active_at=now))
+            db.session.execute(update(Subscription).where(_id_in(Subscription.id, ids)).values(last_active_at=now),
+                               execution_options=_BULK)
         elif outcome == "expired":
             db.session.execute(
                 update(Subscription).where(_id_in(Subscription.id, ids), Subscription.status == "active")
-                .values(status="expired", status_reason=f"push service answered {status}", updated_at=now)
+                .values(status="expired", status_reason=f"push service answered {status}", updated_at=now),
+                execution_options=_BULK,
             )
         elif outcome == "failed":
             record_alert(reason or "delivery failed", count=len(ids))
@@ -364,7 +375,8 @@ def record_results(event_id: int, results: list[PushResult], *, attempt: int, lo
         delay = min(MAX_RETRY_DELAY, max(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)], retry_after))
         db.session.execute(
             update(Delivery).where(Delivery.event_id == event_id, _id_in(Delivery.subscription_id, retry_ids))
-            .values(outcome="retry", next_attempt_at=now + timedelta(seconds=delay), updated_at=now)
+            .values(outcome="retry", next_attempt_at=now + timedelta(seconds=delay), updated_at=now),
+            execution_options=_BULK,
         )
     db.session.execute(
         update(Event).where(Event.id == event_id).values(
@@ -381,6 +393,17 @@ def record_results(event_id: int, results: list[PushResult], *, attempt: int, lo
 
 def _mark_progress(event_id: int) -> bool:
     """Mark the event done once every targeted subscription has a final outcome."""
+    counted = db.session.execute(
+        select(Event.id).where(Event.id == event_id, Event.state.in_(("fanning_out", "sending")),
+                               Event.fanned_out_at.is_not(None),
+                               Event.sent_count + Event.expired_count + Event.failed_count >= Event.queued_count)
+    ).scalar_one_or_none()
+    if counted is None:
+        # Outcomes still missing: skip the NOT EXISTS below, which reads every delivery row of the
+        # event (PostgreSQL runs it before looking at the counts) -- after every batch, that was
+        # quadratic in the number of subscribers.
+        db.session.commit()
+        return False
     done = db.session.execute(
         update(Event).where(
             Event.id == event_id, Event.state.in_(("fanning_out", "sending")), Event.fanned_out_at.is_not(None),

@@ -16,8 +16,10 @@ close-delimited responses, interim 1xx, ``Connection: close``); redirects are ne
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import enum
+import functools
 import os
 import re
 import ssl
@@ -176,19 +178,33 @@ _MAX_HEAD = 64 * 1024
 _MAX_KEEP = 4096  # response body bytes kept (only quoted in failure reasons)
 
 
+class _Request:
+    """One push request: its bytes, the future its sender awaits, and where it is."""
+
+    __slots__ = ("data", "future", "deadline", "conn", "retried")
+
+    def __init__(self, data: bytes, future: asyncio.Future[_Response], deadline: float) -> None:
+        self.data = data
+        self.future = future
+        self.deadline = deadline
+        self.conn: _Connection | None = None
+        self.retried = False
+
+
 class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 keep-alive connection carrying one request at a time."""
+    """One HTTP/1.1 keep-alive connection carrying one request at a time for its pool."""
 
-    __slots__ = ("loop", "transport", "closed", "reusable", "buf", "waiter", "received", "status",
-                 "headers", "mode", "remaining", "chunk_state", "body", "last_used")
+    __slots__ = ("pool", "transport", "closed", "reusable", "buf", "req", "served", "received",
+                 "status", "headers", "mode", "remaining", "chunk_state", "body", "last_used")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self, pool: _Pool) -> None:
+        self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.reusable = True
         self.buf = bytearray()
-        self.waiter: asyncio.Future[_Response] | None = None
+        self.req: _Request | None = None
+        self.served = 0  # responses completed on this connection
         self.last_used = 0.0
         self._reset()
 
@@ -207,9 +223,9 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        waiter = self.waiter
-        if waiter is None or waiter.done():
-            # Bytes nobody asked for (or a response to an abandoned request): out of sync.
+        req = self.req
+        if req is None:
+            # Bytes nobody asked for (or after a response that said it was complete): out of sync.
             self.close()
             return
         self.received = True
@@ -217,9 +233,10 @@ class _Connection(asyncio.Protocol):
         try:
             self._parse()
         except (_BadResponse, ValueError) as exc:
+            self.req = None
             self.close()
-            if not waiter.done():
-                waiter.set_exception(exc if isinstance(exc, _BadResponse) else _BadResponse(str(exc)))
+            if not req.future.done():
+                req.future.set_exception(exc if isinstance(exc, _BadResponse) else _BadResponse(str(exc)))
 
     def eof_received(self) -> bool:
         return False  # close the transport; connection_lost finishes or fails the response
@@ -227,21 +244,27 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.transport = None
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
+        req, self.req = self.req, None
+        if req is not None and not req.future.done():
             if self.headers is not None and self.mode == _UNTIL_CLOSE:
-                self._finish()
+                req.future.set_result(_Response(self.status, self.headers, bytes(self.body)))
+            elif self.served and not self.received and not req.retried:
+                # A keep-alive connection the server closed while idle, just as we reused it:
+                # nothing of ours was answered, so send it once more on another connection.
+                req.retried = True
+                self.pool.pending.appendleft(req)
             else:
-                waiter.set_exception(_ConnectionClosed(self.received, exc))
+                req.future.set_exception(_ConnectionClosed(self.received, exc))
+        self.pool.lost(self)
 
-    # -- request / response
+    # -- requests
 
-    def request(self, data: bytes) -> asyncio.Future[_Response]:
+    def start(self, req: _Request) -> None:
         assert self.transport is not None
         self._reset()
-        self.waiter = waiter = self.loop.create_future()
-        self.transport.write(data)
-        return waiter
+        self.req = req
+        req.conn = self
+        self.transport.write(req.data)
 
     def usable(self) -> bool:
         return not self.closed and self.reusable and self.transport is not None \
@@ -373,43 +396,210 @@ class _Connection(asyncio.Protocol):
             self.body += buf[:min(n, room)]
 
     def _finish(self) -> None:
-        waiter, headers = self.waiter, self.headers
-        assert waiter is not None and headers is not None
+        req, headers = self.req, self.headers
+        assert req is not None and headers is not None
         if self.buf:
             self.reusable = False  # bytes beyond the response: never trust this connection again
-        self.waiter = None
-        if not waiter.done():
-            waiter.set_result(_Response(self.status, headers, bytes(self.body)))
+        self.req = None
+        self.served += 1
+        if not req.future.done():
+            req.future.set_result(_Response(self.status, headers, bytes(self.body)))
+        # Hand the connection straight to the next waiting request, from this callback: no
+        # connection sits idle while its previous sender's coroutine waits for its turn to run.
+        self.pool.release(self)
 
 
 _Origin = tuple[str, str, int]  # (scheme, host, port)
 
 
+# A request line or Host header must not carry whitespace, controls or non-ASCII (injection).
+_BAD_TARGET = re.compile(r"[^\x21-\x7e]")
+_ORIGIN_CACHE_SIZE = 256
+
+
 class _Target:
-    """A parsed endpoint: where to connect and what to put in the request line."""
+    """A parsed endpoint: where to connect and what to put in the request line.
+
+    A fan-out sends to a handful of push-service origins, so ``scheme://host:port`` is parsed
+    once per origin and cached; only the path is checked per push.
+    """
 
     __slots__ = ("origin", "host_header", "path")
+    _origins: dict[str, tuple[_Origin, str]] = {}
 
     def __init__(self, url: str) -> None:
+        start = url.find("://")
+        slash = url.find("/", start + 3) if start > 0 else -1
+        prefix = url[:slash]
+        if slash < 0 or "?" in prefix or "#" in prefix:
+            self._parse_slowly(url)
+            return
+        hit = self._origins.get(prefix)
+        if hit is None:
+            hit = self._parse_origin(prefix)
+            if len(self._origins) >= _ORIGIN_CACHE_SIZE:
+                self._origins.clear()
+            self._origins[prefix] = hit
+        self.origin, self.host_header = hit
+        path = url[slash:]
+        fragment = path.find("#")
+        if fragment >= 0:
+            path = path[:fragment]
+        if _BAD_TARGET.search(path):
+            raise ValueError("endpoint contains characters not allowed in a request line")
+        self.path = path
+
+    def _parse_slowly(self, url: str) -> None:
         parts = urlsplit(url)
+        self.origin, self.host_header = self._parse_origin(f"{parts.scheme}://{parts.netloc}")
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if _BAD_TARGET.search(path):
+            raise ValueError("endpoint contains characters not allowed in a request line")
+        self.path = path
+
+    @staticmethod
+    def _parse_origin(prefix: str) -> tuple[_Origin, str]:
+        parts = urlsplit(prefix)
         scheme = parts.scheme.lower()
         host = parts.hostname
-        if scheme not in ("http", "https") or not host:
+        if scheme not in ("http", "https") or not host or parts.username is not None:
             raise ValueError("endpoint must be an absolute http(s) URL")
-        port = parts.port or (443 if scheme == "https" else 80)
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
+        default = 443 if scheme == "https" else 80
+        port = parts.port or default
         shown = f"[{host}]" if ":" in host else host
-        if port != (443 if scheme == "https" else 80):
+        if port != default:
             shown = f"{shown}:{port}"
-        # Header injection guard: the request line and Host header are built from the URL.
-        for text in (path, shown):
-            if not text.isascii() or any(ord(ch) <= 32 or ord(ch) == 127 for ch in text):
-                raise ValueError("endpoint contains characters not allowed in a request line")
-        self.origin: _Origin = (scheme, host, port)
-        self.host_header = shown
-        self.path = path
+        if _BAD_TARGET.search(shown):
+            raise ValueError("endpoint contains characters not allowed in a Host header")
+        return (scheme, host, port), shown
+
+
+class _Pool:
+    """Connections to one origin and the requests waiting for one.
+
+    Requests queue here and go out on whichever connection frees up first (released from the
+    response callback itself). A new connection is opened only while requests are waiting and
+    at most ``max_connecting`` handshakes are under way, so the pool grows to what the push
+    service's latency needs (a few connections at 0 ms, a hundred or more at tens of ms) instead
+    of one TLS handshake per concurrent request.
+    """
+
+    max_connecting = 8
+    grow_after = 0.005  # seconds the oldest waiting request has waited before another connection
+
+    def __init__(self, sender: PushSender, origin: _Origin) -> None:
+        self.sender = sender
+        self.origin = origin
+        self.loop = asyncio.get_running_loop()
+        self.idle: list[_Connection] = []
+        self.busy: set[_Connection] = set()
+        self.pending: collections.deque[_Request] = collections.deque()
+        self.total = 0  # connections open or being opened
+        self.connecting = 0
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def submit(self, data: bytes, deadline: float) -> _Request:
+        req = _Request(data, self.loop.create_future(), deadline)
+        self.pending.append(req)
+        self.dispatch()
+        return req
+
+    def dispatch(self) -> None:
+        pending, idle = self.pending, self.idle
+        while pending:
+            req = pending[0]
+            if req.future.done():  # timed out (or cancelled) while waiting
+                pending.popleft()
+                continue
+            conn = None
+            while idle:
+                candidate = idle.pop()
+                if candidate.usable() and candidate.last_used > time.monotonic() - self.sender.idle_timeout:
+                    conn = candidate
+                    break
+                candidate.close()
+            if conn is None:
+                break
+            pending.popleft()
+            self.busy.add(conn)
+            conn.start(req)
+        if not pending or self.total >= self.sender.max_connections:
+            return
+        # Grow only when requests have queued for a while: at low latency a few connections
+        # keep up (and each TLS handshake costs ~0.7 ms of CPU); at tens of ms they do not.
+        if self.total and pending[0].deadline - self.sender.timeout > time.monotonic() - self.grow_after:
+            return
+        limit = self.sender.max_connections
+        while len(pending) > self.connecting and self.connecting < self.max_connecting and self.total < limit:
+            self.total += 1
+            self.connecting += 1
+            task = self.loop.create_task(self._open())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    def release(self, conn: _Connection) -> None:
+        self.busy.discard(conn)
+        if conn.usable():
+            conn.last_used = time.monotonic()
+            self.idle.append(conn)
+        else:
+            conn.close()  # connection_lost -> lost() updates the counts
+        self.dispatch()
+
+    def lost(self, conn: _Connection) -> None:
+        self.busy.discard(conn)
+        with contextlib.suppress(ValueError):
+            self.idle.remove(conn)
+        self.total -= 1
+        self.dispatch()
+
+    async def _open(self) -> None:
+        scheme, host, port = self.origin
+        context = self.sender._ssl_for(scheme)
+        try:
+            async with asyncio.timeout(self.sender.timeout):
+                _, conn = await self.loop.create_connection(
+                    lambda: _Connection(self), host, port, ssl=context,
+                    server_hostname=host if context is not None else None)
+        except BaseException as exc:
+            self.connecting -= 1
+            self.total -= 1
+            # The request waiting longest gets the error, as if it had connected itself; the
+            # others get their own attempt (dispatch opens the next connection) -- unless the
+            # certificate was refused, which every other attempt would repeat.
+            fail_all = isinstance(exc, ssl.SSLCertVerificationError)
+            while self.pending:
+                req = self.pending.popleft()
+                if not req.future.done():
+                    req.future.set_exception(
+                        exc if isinstance(exc, Exception) else ConnectionError("connect cancelled"))
+                    if not fail_all:
+                        break
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            self.dispatch()
+            return
+        self.connecting -= 1
+        self.release(conn)
+
+    def expire(self, now: float) -> None:
+        """Fail requests past their deadline: waiting ones, and in-flight ones (whose
+        connection is then out of sync and is aborted)."""
+        for req in [r for r in self.pending if r.deadline <= now and not r.future.done()]:
+            req.future.set_exception(TimeoutError())
+        for conn in [c for c in self.busy if c.req is not None and c.req.deadline <= now]:
+            req, conn.req = conn.req, None
+            assert req is not None
+            if not req.future.done():
+                req.future.set_exception(TimeoutError())
+            conn.abort()
+
+    def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        for conn in [*self.idle, *self.busy]:
+            conn.close()
+        self.idle.clear()
 
 
 class PushSender:
@@ -418,6 +608,10 @@ class PushSender:
     #: Idle pooled connections older than this are closed instead of reused (push services
     #: drop idle keep-alive connections after a few minutes; a fresh handshake beats a reset).
     idle_timeout = 50.0
+    #: Messages encrypted back to back between two looks at the network. Runs of encryption
+    #: keep OpenSSL's P-256 tables in cache and let the loop write and read responses in
+    #: bursts: measured ~15% less CPU per push than interleaving every message with I/O.
+    yield_every = 32
 
     def __init__(
         self,
@@ -433,14 +627,19 @@ class PushSender:
         self.signer = signer
         self.is_allowed_endpoint = is_allowed_endpoint
         self.concurrency = concurrency
+        #: Connections per push-service origin at most (the pool opens them as needed).
+        self.max_connections = concurrency
         self.timeout = timeout
         self.ssl_context = ssl_context
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._semaphore: asyncio.Semaphore | None = None
-        self._idle: dict[_Origin, list[_Connection]] = {}
+        self._inflight = 0
+        self._slot_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._pools: dict[_Origin, _Pool] = {}
+        self._reaper: asyncio.Task[None] | None = None
         self._client_ssl: ssl.SSLContext | None = None
+        self._topic_cache: tuple[str | None, str] = (None, "")
         self._pid = 0
         self._closed = False
 
@@ -466,8 +665,10 @@ class PushSender:
             thread.start()
             ready.wait()
             self._loop, self._thread, self._pid = loop, thread, os.getpid()
-            self._semaphore = None
-            self._idle = {}
+            self._inflight = 0
+            self._slot_waiters = collections.deque()
+            self._pools = {}
+            self._reaper = None
             return loop
 
     # ---------------------------------------------------------------- public API
@@ -495,10 +696,11 @@ class PushSender:
             return
 
         async def shutdown() -> None:
-            idle, self._idle = self._idle, {}
-            for conns in idle.values():
-                for conn in conns:
-                    conn.close()
+            if self._reaper is not None:
+                self._reaper.cancel()
+            pools, self._pools = self._pools, {}
+            for pool in pools.values():
+                pool.close()
             await asyncio.sleep(0)  # let the transports start closing
 
         with contextlib.suppress(Exception):  # best effort: the loop is stopped anyway
@@ -517,22 +719,59 @@ class PushSender:
     # ---------------------------------------------------------------- internals
 
     async def _send_many(self, items: list[OutgoingPush]) -> list[PushResult]:
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(self.concurrency)
+        """One producer encrypts and queues requests; responses complete them by callback.
+
+        No task or coroutine per push: the producer yields to the loop every few messages so
+        responses are read (and their connections reused) promptly while it encrypts, and it
+        waits whenever ``concurrency`` requests of this sender are already in flight.
+        """
+        loop = asyncio.get_running_loop()
+        if self._reaper is None or self._reaper.done():
+            self._reaper = loop.create_task(self._reap())
         results: list[PushResult | None] = [None] * len(items)
-        # A fixed pool of workers pulling from one iterator (safe: single-threaded loop) instead
-        # of one task per push keeps memory flat for 10k+ batches. Each worker encrypts its
-        # next push while the others' requests are on the wire.
-        work = iter(enumerate(items))
+        outstanding = 0
+        drained: asyncio.Future[None] | None = None
 
-        async def worker() -> None:
-            for index, push in work:
-                results[index] = await self._send_one(push)
+        def complete(index: int, key: object, future: asyncio.Future[_Response]) -> None:
+            nonlocal outstanding
+            results[index] = self._result(key, future)
+            outstanding -= 1
+            self._release_slot()
+            if outstanding == 0 and drained is not None and not drained.done():
+                drained.set_result(None)
 
-        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(items)))))
+        since_yield = 0
+        for index, push in enumerate(items):
+            if self._inflight >= self.concurrency:
+                waiter = loop.create_future()
+                self._slot_waiters.append(waiter)
+                await waiter
+            started = self._start(push)
+            if isinstance(started, PushResult):
+                results[index] = started
+                continue
+            self._inflight += 1
+            outstanding += 1
+            started.add_done_callback(functools.partial(complete, index, push.key))
+            since_yield += 1
+            if since_yield >= self.yield_every:
+                since_yield = 0
+                await asyncio.sleep(0)  # let the loop read responses between encryptions
+        if outstanding:
+            drained = loop.create_future()
+            await drained
         return results  # type: ignore[return-value]
 
-    async def _send_one(self, push: OutgoingPush) -> PushResult:
+    def _release_slot(self) -> None:
+        self._inflight -= 1
+        while self._slot_waiters:
+            waiter = self._slot_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
+    def _start(self, push: OutgoingPush) -> PushResult | asyncio.Future[_Response]:
+        """Check, encrypt and queue one push: its response future, or a result right away."""
         try:
             allowed = bool(self.is_allowed_endpoint(push.endpoint))
         except Exception:
@@ -546,101 +785,70 @@ class PushSender:
             target = _Target(push.endpoint)
         except ValueError as exc:
             return PushResult(push.key, PushOutcome.FAILED, None, f"invalid endpoint URL: {exc}")
-        assert self._semaphore is not None
-        async with self._semaphore:
-            # Encrypt right before sending: the ephemeral key is used once and never queued.
-            try:
-                body = encrypt_aes128gcm(push.payload, push.p256dh, push.auth)
-                authorization = self.signer.header_for(push.endpoint)
-            except ValueError as exc:
-                return PushResult(push.key, PushOutcome.FAILED, None, f"cannot encrypt: {exc}")
-            urgency = push.urgency if push.urgency in _URGENCIES else "normal"
-            topic = f"Topic: {sanitize_topic(push.topic)}\r\n" if push.topic else ""
-            request = (
-                f"POST {target.path} HTTP/1.1\r\nHost: {target.host_header}\r\n"
-                f"User-Agent: statuspage-push/1\r\nTTL: {max(0, int(push.ttl))}\r\n"
-                f"Urgency: {urgency}\r\n{topic}Content-Encoding: aes128gcm\r\n"
-                f"Content-Type: application/octet-stream\r\nAuthorization: {authorization}\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n"
-            ).encode("latin-1") + body
-            try:
-                async with asyncio.timeout(self.timeout):
-                    response = await self._exchange(target.origin, request)
-            except ssl.SSLCertVerificationError as exc:
-                # Retrying will not fix a certificate the pinned trust store rejects.
-                detail = exc.verify_message or exc.reason or str(exc)
-                return PushResult(push.key, PushOutcome.FAILED, None,
-                                  f"TLS certificate verification failed: {detail}")
-            except TimeoutError:
-                return PushResult(push.key, PushOutcome.RETRY, None,
-                                  f"timeout after {self.timeout:g}s")
-            except (OSError, ssl.SSLError) as exc:  # ConnectionError, DNS, TLS, bad response
-                return PushResult(push.key, PushOutcome.RETRY, None,
-                                  f"connection error: {type(exc).__name__}: {exc}"[:300])
-        status = response.status
-        if 200 <= status < 300:
-            return PushResult(push.key, PushOutcome.SENT, status)
-        text = response.body[:4 * _REASON_BODY_CHARS].decode("utf-8", "replace")
-        outcome, reason, retry_after = classify(status, response.headers, text)
-        return PushResult(push.key, outcome, status, reason, retry_after)
+        # Encrypt right before sending: the ephemeral key is used once and never kept.
+        try:
+            body = encrypt_aes128gcm(push.payload, push.p256dh, push.auth)
+            authorization = self.signer.header_for(push.endpoint)
+        except ValueError as exc:
+            return PushResult(push.key, PushOutcome.FAILED, None, f"cannot encrypt: {exc}")
+        urgency = push.urgency if push.urgency in _URGENCIES else "normal"
+        topic = self._topic_header(push.topic) if push.topic else ""
+        request = (
+            f"POST {target.path} HTTP/1.1\r\nHost: {target.host_header}\r\n"
+            f"User-Agent: statuspage-push/1\r\nTTL: {max(0, int(push.ttl))}\r\n"
+            f"Urgency: {urgency}\r\n{topic}Content-Encoding: aes128gcm\r\n"
+            f"Content-Type: application/octet-stream\r\nAuthorization: {authorization}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode("latin-1") + body
+        pool = self._pools.get(target.origin)
+        if pool is None:
+            pool = self._pools[target.origin] = _Pool(self, target.origin)
+        return pool.submit(request, time.monotonic() + self.timeout).future
 
-    async def _exchange(self, origin: _Origin, request: bytes) -> _Response:
-        """POST ``request`` on a pooled connection to ``origin``; retry once if a reused
-        keep-alive connection turns out to have been closed by the server while idle."""
-        for attempt in (0, 1):
-            conn = self._checkout(origin)
-            reused = conn is not None
-            if conn is None:
-                conn = await self._connect(origin)
-            try:
-                response = await conn.request(request)
-            except _ConnectionClosed as exc:
-                conn.close()
-                if reused and not exc.received and attempt == 0:
-                    continue  # the server closed it idle; nothing of ours was answered
-                raise
-            except BaseException:
-                conn.abort()  # timeout/cancel mid-request: the connection is out of sync
-                raise
-            if conn.usable():
-                conn.last_used = time.monotonic()
-                idle = self._idle.setdefault(origin, [])
-                if len(idle) < self.concurrency:
-                    idle.append(conn)
-                else:
-                    conn.close()
-            else:
-                conn.close()
-            return response
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _topic_header(self, topic: str) -> str:
+        cached = self._topic_cache
+        if cached[0] != topic:  # one topic per event: sanitize it once per batch, not per push
+            cached = self._topic_cache = (topic, f"Topic: {sanitize_topic(topic)}\r\n")
+        return cached[1]
 
-    def _checkout(self, origin: _Origin) -> _Connection | None:
-        idle = self._idle.get(origin)
-        if not idle:
+    def _result(self, key: object, future: asyncio.Future[_Response]) -> PushResult:
+        if future.cancelled():
+            return PushResult(key, PushOutcome.RETRY, None, "connection error: cancelled")
+        exc = future.exception()
+        if exc is None:
+            response = future.result()
+            status = response.status
+            if 200 <= status < 300:
+                return PushResult(key, PushOutcome.SENT, status)
+            text = response.body[:4 * _REASON_BODY_CHARS].decode("utf-8", "replace")
+            outcome, reason, retry_after = classify(status, response.headers, text)
+            return PushResult(key, outcome, status, reason, retry_after)
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            # Retrying will not fix a certificate the pinned trust store rejects.
+            detail = exc.verify_message or exc.reason or str(exc)
+            return PushResult(key, PushOutcome.FAILED, None, f"TLS certificate verification failed: {detail}")
+        if isinstance(exc, TimeoutError):
+            return PushResult(key, PushOutcome.RETRY, None, f"timeout after {self.timeout:g}s")
+        # ConnectionError, DNS, TLS, a response we cannot parse: worth another try later.
+        return PushResult(key, PushOutcome.RETRY, None, f"connection error: {type(exc).__name__}: {exc}"[:300])
+
+    async def _reap(self) -> None:
+        """Enforce request deadlines with one periodic check instead of a timer per request."""
+        tick = max(0.01, min(0.25, self.timeout / 10))
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for pool in list(self._pools.values()):
+                pool.expire(now)
+
+    def _ssl_for(self, scheme: str) -> ssl.SSLContext | None:
+        if scheme != "https":
             return None
-        too_old = time.monotonic() - self.idle_timeout
-        while idle:
-            conn = idle.pop()
-            if conn.usable() and conn.last_used > too_old:
-                return conn
-            conn.close()
-        return None
-
-    async def _connect(self, origin: _Origin) -> _Connection:
-        scheme, host, port = origin
-        loop = asyncio.get_running_loop()
-        context = None
-        if scheme == "https":
-            context = self.ssl_context
-            if context is None:
-                if self._client_ssl is None:
-                    self._client_ssl = ssl.create_default_context()
-                context = self._client_ssl
-        _, conn = await loop.create_connection(
-            lambda: _Connection(loop), host, port, ssl=context,
-            server_hostname=host if context is not None else None,
-        )
-        return conn
+        if self.ssl_context is not None:
+            return self.ssl_context
+        if self._client_ssl is None:
+            self._client_ssl = ssl.create_default_context()
+        return self._client_ssl
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
