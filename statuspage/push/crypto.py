@@ -139,11 +139,13 @@ def public_key_b64(private_key: ec.EllipticCurvePrivateKey) -> str:
     return b64url_encode(_raw_public(private_key.public_key()))
 
 
-@lru_cache(maxsize=8192)
-def _load_point(raw: bytes) -> ec.EllipticCurvePublicKey:
-    # Cached: a fan-out re-encrypts for the same subscriber keys on every event, and parsing
-    # a point includes an on-curve check we need not repeat.
+def _point(raw: bytes) -> ec.EllipticCurvePublicKey:
     return ec.EllipticCurvePublicKey.from_encoded_point(_CURVE, raw)
+
+
+# A small cache for validation and decryption (tests, the simulator). Encryption does not use
+# it: a fan-out meets each subscriber key once per event, and 8192 cached keys held 16 MB.
+_load_point = lru_cache(maxsize=256)(_point)
 
 
 def validate_p256dh(value: str) -> bytes:
@@ -230,7 +232,7 @@ def encrypt_aes128gcm(
         salt = os.urandom(_SALT_LEN)
     elif len(salt) != _SALT_LEN:
         raise ValueError("salt must be 16 bytes")
-    ua_key = _load_point(bytes(ua_public))
+    ua_key = _point(bytes(ua_public))
     if sender_private_key is None:
         sender_private_key = ec.generate_private_key(_CURVE)
     as_public = _raw_public(sender_private_key.public_key())
