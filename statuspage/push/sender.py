@@ -499,9 +499,9 @@ class _Pool:
         self.tasks: set[asyncio.Task[None]] = set()
 
     def submit(self, data: bytes, deadline: float) -> _Request:
+        """Queue a request; it goes out at the next dispatch (the producer's next flush)."""
         req = _Request(data, self.loop.create_future(), deadline)
         self.pending.append(req)
-        self.dispatch()
         return req
 
     def dispatch(self) -> None:
@@ -640,6 +640,7 @@ class PushSender:
         self._reaper: asyncio.Task[None] | None = None
         self._client_ssl: ssl.SSLContext | None = None
         self._topic_cache: tuple[str | None, str] = (None, "")
+        self._dirty: set[_Pool] = set()
         self._pid = 0
         self._closed = False
 
@@ -668,6 +669,7 @@ class PushSender:
             self._inflight = 0
             self._slot_waiters = collections.deque()
             self._pools = {}
+            self._dirty = set()
             self._reaper = None
             return loop
 
@@ -743,6 +745,7 @@ class PushSender:
         since_yield = 0
         for index, push in enumerate(items):
             if self._inflight >= self.concurrency:
+                self._flush()
                 waiter = loop.create_future()
                 self._slot_waiters.append(waiter)
                 await waiter
@@ -756,11 +759,24 @@ class PushSender:
             since_yield += 1
             if since_yield >= self.yield_every:
                 since_yield = 0
+                self._flush()
                 await asyncio.sleep(0)  # let the loop read responses between encryptions
+        self._flush()
         if outstanding:
             drained = loop.create_future()
             await drained
         return results  # type: ignore[return-value]
+
+    def _flush(self) -> None:
+        """Write the requests queued since the last flush, back to back.
+
+        Writing each request as soon as it is encrypted (~0.1 ms apart) woke the push service's
+        side of every connection once per request; a burst of writes wakes it once per burst.
+        On this machine's loopback that halved the CPU cost of a write.
+        """
+        dirty, self._dirty = self._dirty, set()
+        for pool in dirty:
+            pool.dispatch()
 
     def _release_slot(self) -> None:
         self._inflight -= 1
@@ -803,6 +819,7 @@ class PushSender:
         pool = self._pools.get(target.origin)
         if pool is None:
             pool = self._pools[target.origin] = _Pool(self, target.origin)
+        self._dirty.add(pool)
         return pool.submit(request, time.monotonic() + self.timeout).future
 
     def _topic_header(self, topic: str) -> str:
