@@ -14,7 +14,7 @@ What it does, on this machine only (nothing leaves 127.0.0.1):
    random auth secrets (generated once and cached in ``bench/out/``), all pointing at the mock.
 3. Baseline: ``pywebpush.webpush()`` in a loop over a sample of those subscriptions — a new TLS
    connection, a new VAPID signature and one encryption per message, as most tutorials do it.
-4. The real path: starts ``--workers`` ``flask --app app worker`` processes (RQ, Redis db 12,
+4. The real path: starts ``--workers`` ``flask --app app worker`` processes (RQ, Redis db 15,
    flushed), records an incident through ``statuspage.incidents.create_incident`` +
    ``events.commit()`` (the outbox row, then the fan_out job), and measures from that commit to
    the event's last outcome written (``events.finished_at``): fan-out job, batch jobs claiming
@@ -415,7 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-db", action="store_true", help=f"leave the {DB_NAME} database for inspection")
     parser.add_argument("--pg-admin-url", default=os.environ.get("BENCH_PG_ADMIN_URL",
                                                                  "postgresql://postgres@127.0.0.1:5432/postgres"))
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12"))
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"),
+                        help="a Redis db for the benchmark alone: it is FLUSHED before and after the run "
+                             "(the test suite uses dbs 12 and 13)")
     args = parser.parse_args(argv)
     n = args.subscribers
     if n < 1 or args.workers < 1 or args.baseline_sample < 1:

@@ -8,11 +8,11 @@ http_ece remains the reference the tests check against.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
 import os
+import re
 import struct
 import threading
 import time
@@ -49,6 +49,7 @@ __all__ = [
 
 _CURVE = ec.SECP256R1()
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_ECDH = ec.ECDH()
 
 #: RFC 8188 record size we announce. Push services accept at most 4096 bytes of body.
 RECORD_SIZE = 4096
@@ -76,6 +77,7 @@ _VAPID_RENEW_MARGIN = 3600
 # --------------------------------------------------------------------------- base64url
 
 _B64URL_TRANS = str.maketrans("+/", "-_")
+_B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def b64url_encode(b: bytes) -> str:
@@ -94,14 +96,13 @@ def b64url_decode(s: str) -> bytes:
         raise TypeError("expected a base64url string")
     s = s.strip().rstrip("=")
     # Some clients send the standard alphabet; both decode to the same bytes.
-    s = s.translate(_B64URL_TRANS)
-    if len(s) % 4 == 1:
-        raise ValueError("invalid base64url length")
-    try:
-        # validate=True rejects characters outside the alphabet instead of silently skipping.
-        return base64.b64decode(s + "=" * (-len(s) % 4), altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"invalid base64url: {exc}") from None
+    if "+" in s or "/" in s:
+        s = s.translate(_B64URL_TRANS)
+    # Validated with one regex, then decoded without re-validation: this runs twice per push
+    # on the send path, where base64.b64decode(validate=True) cost ~3 us per call.
+    if len(s) % 4 == 1 or not _B64URL_RE.fullmatch(s):
+        raise ValueError("invalid base64url: non-alphabet characters or bad length")
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
 
 def _b64url_json(obj: dict[str, Any]) -> str:
@@ -232,12 +233,13 @@ def encrypt_aes128gcm(
         salt = os.urandom(_SALT_LEN)
     elif len(salt) != _SALT_LEN:
         raise ValueError("salt must be 16 bytes")
-    ua_key = _point(bytes(ua_public))
+    ua_public = bytes(ua_public)
+    ua_key = _point(ua_public)
     if sender_private_key is None:
         sender_private_key = ec.generate_private_key(_CURVE)
     as_public = _raw_public(sender_private_key.public_key())
-    secret = sender_private_key.exchange(ec.ECDH(), ua_key)
-    cek, nonce = _derive(secret, auth_secret, bytes(ua_public), as_public, salt)
+    secret = sender_private_key.exchange(_ECDH, ua_key)
+    cek, nonce = _derive(secret, auth_secret, ua_public, as_public, salt)
     # Single (last) record: plaintext || 0x02, no extra padding. Sequence number 0, so the
     # record nonce is NONCE itself.
     ciphertext = AESGCM(cek).encrypt(nonce, plaintext + b"\x02", None)

@@ -179,16 +179,32 @@ _MAX_KEEP = 4096  # response body bytes kept (only quoted in failure reasons)
 
 
 class _Request:
-    """One push request: its bytes, the future its sender awaits, and where it is."""
+    """One push request: its bytes, who to tell when it ends, and where it is.
 
-    __slots__ = ("data", "future", "deadline", "conn", "retried")
+    Completion is a plain callback run from the protocol callback that saw the response (no
+    future, no extra trip through the event loop per push).
+    """
 
-    def __init__(self, data: bytes, future: asyncio.Future[_Response], deadline: float) -> None:
+    __slots__ = ("data", "on_done", "deadline", "conn", "retried", "done")
+
+    def __init__(self, data: bytes, on_done: Callable[[_Response | None, BaseException | None], None],
+                 deadline: float) -> None:
         self.data = data
-        self.future = future
+        self.on_done = on_done
         self.deadline = deadline
         self.conn: _Connection | None = None
         self.retried = False
+        self.done = False
+
+    def resolve(self, response: _Response) -> None:
+        if not self.done:
+            self.done = True
+            self.on_done(response, None)
+
+    def reject(self, exc: BaseException) -> None:
+        if not self.done:
+            self.done = True
+            self.on_done(None, exc)
 
 
 class _Connection(asyncio.Protocol):
@@ -235,8 +251,7 @@ class _Connection(asyncio.Protocol):
         except (_BadResponse, ValueError) as exc:
             self.req = None
             self.close()
-            if not req.future.done():
-                req.future.set_exception(exc if isinstance(exc, _BadResponse) else _BadResponse(str(exc)))
+            req.reject(exc if isinstance(exc, _BadResponse) else _BadResponse(str(exc)))
 
     def eof_received(self) -> bool:
         return False  # close the transport; connection_lost finishes or fails the response
@@ -245,16 +260,16 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         self.transport = None
         req, self.req = self.req, None
-        if req is not None and not req.future.done():
+        if req is not None and not req.done:
             if self.headers is not None and self.mode == _UNTIL_CLOSE:
-                req.future.set_result(_Response(self.status, self.headers, bytes(self.body)))
+                req.resolve(_Response(self.status, self.headers, bytes(self.body)))
             elif self.served and not self.received and not req.retried:
                 # A keep-alive connection the server closed while idle, just as we reused it:
                 # nothing of ours was answered, so send it once more on another connection.
                 req.retried = True
                 self.pool.pending.appendleft(req)
             else:
-                req.future.set_exception(_ConnectionClosed(self.received, exc))
+                req.reject(_ConnectionClosed(self.received, exc))
         self.pool.lost(self)
 
     # -- requests
@@ -402,8 +417,7 @@ class _Connection(asyncio.Protocol):
             self.reusable = False  # bytes beyond the response: never trust this connection again
         self.req = None
         self.served += 1
-        if not req.future.done():
-            req.future.set_result(_Response(self.status, headers, bytes(self.body)))
+        req.resolve(_Response(self.status, headers, bytes(self.body)))
         # Hand the connection straight to the next waiting request, from this callback: no
         # connection sits idle while its previous sender's coroutine waits for its turn to run.
         self.pool.release(self)
@@ -498,9 +512,10 @@ class _Pool:
         self.connecting = 0
         self.tasks: set[asyncio.Task[None]] = set()
 
-    def submit(self, data: bytes, deadline: float) -> _Request:
+    def submit(self, data: bytes, deadline: float,
+               on_done: Callable[[_Response | None, BaseException | None], None]) -> _Request:
         """Queue a request; it goes out at the next dispatch (the producer's next flush)."""
-        req = _Request(data, self.loop.create_future(), deadline)
+        req = _Request(data, on_done, deadline)
         self.pending.append(req)
         return req
 
@@ -508,7 +523,7 @@ class _Pool:
         pending, idle = self.pending, self.idle
         while pending:
             req = pending[0]
-            if req.future.done():  # timed out (or cancelled) while waiting
+            if req.done:  # timed out while waiting
                 pending.popleft()
                 continue
             conn = None
@@ -570,9 +585,8 @@ class _Pool:
             fail_all = isinstance(exc, ssl.SSLCertVerificationError)
             while self.pending:
                 req = self.pending.popleft()
-                if not req.future.done():
-                    req.future.set_exception(
-                        exc if isinstance(exc, Exception) else ConnectionError("connect cancelled"))
+                if not req.done:
+                    req.reject(exc if isinstance(exc, Exception) else ConnectionError("connect cancelled"))
                     if not fail_all:
                         break
             if isinstance(exc, asyncio.CancelledError):
@@ -585,13 +599,12 @@ class _Pool:
     def expire(self, now: float) -> None:
         """Fail requests past their deadline: waiting ones, and in-flight ones (whose
         connection is then out of sync and is aborted)."""
-        for req in [r for r in self.pending if r.deadline <= now and not r.future.done()]:
-            req.future.set_exception(TimeoutError())
+        for req in [r for r in self.pending if r.deadline <= now and not r.done]:
+            req.reject(TimeoutError())
         for conn in [c for c in self.busy if c.req is not None and c.req.deadline <= now]:
             req, conn.req = conn.req, None
             assert req is not None
-            if not req.future.done():
-                req.future.set_exception(TimeoutError())
+            req.reject(TimeoutError())
             conn.abort()
 
     def close(self) -> None:
@@ -734,9 +747,9 @@ class PushSender:
         outstanding = 0
         drained: asyncio.Future[None] | None = None
 
-        def complete(index: int, key: object, future: asyncio.Future[_Response]) -> None:
+        def complete(index: int, key: object, response: _Response | None, exc: BaseException | None) -> None:
             nonlocal outstanding
-            results[index] = self._result(key, future)
+            results[index] = self._result(key, response, exc)
             outstanding -= 1
             self._release_slot()
             if outstanding == 0 and drained is not None and not drained.done():
@@ -749,13 +762,12 @@ class PushSender:
                 waiter = loop.create_future()
                 self._slot_waiters.append(waiter)
                 await waiter
-            started = self._start(push)
-            if isinstance(started, PushResult):
-                results[index] = started
+            now_result = self._start(push, functools.partial(complete, index, push.key))
+            if now_result is not None:
+                results[index] = now_result
                 continue
             self._inflight += 1
             outstanding += 1
-            started.add_done_callback(functools.partial(complete, index, push.key))
             since_yield += 1
             if since_yield >= self.yield_every:
                 since_yield = 0
@@ -786,8 +798,9 @@ class PushSender:
                 waiter.set_result(None)
                 break
 
-    def _start(self, push: OutgoingPush) -> PushResult | asyncio.Future[_Response]:
-        """Check, encrypt and queue one push: its response future, or a result right away."""
+    def _start(self, push: OutgoingPush,
+               on_done: Callable[[_Response | None, BaseException | None], None]) -> PushResult | None:
+        """Check, encrypt and queue one push (None), or return its result right away."""
         try:
             allowed = bool(self.is_allowed_endpoint(push.endpoint))
         except Exception:
@@ -820,7 +833,8 @@ class PushSender:
         if pool is None:
             pool = self._pools[target.origin] = _Pool(self, target.origin)
         self._dirty.add(pool)
-        return pool.submit(request, time.monotonic() + self.timeout).future
+        pool.submit(request, time.monotonic() + self.timeout, on_done)
+        return None
 
     def _topic_header(self, topic: str) -> str:
         cached = self._topic_cache
@@ -828,18 +842,16 @@ class PushSender:
             cached = self._topic_cache = (topic, f"Topic: {sanitize_topic(topic)}\r\n")
         return cached[1]
 
-    def _result(self, key: object, future: asyncio.Future[_Response]) -> PushResult:
-        if future.cancelled():
-            return PushResult(key, PushOutcome.RETRY, None, "connection error: cancelled")
-        exc = future.exception()
-        if exc is None:
-            response = future.result()
+    def _result(self, key: object, response: _Response | None, exc: BaseException | None) -> PushResult:
+        if response is not None:
             status = response.status
             if 200 <= status < 300:
                 return PushResult(key, PushOutcome.SENT, status)
             text = response.body[:4 * _REASON_BODY_CHARS].decode("utf-8", "replace")
             outcome, reason, retry_after = classify(status, response.headers, text)
             return PushResult(key, outcome, status, reason, retry_after)
+        if isinstance(exc, asyncio.CancelledError):
+            return PushResult(key, PushOutcome.RETRY, None, "connection error: cancelled")
         if isinstance(exc, ssl.SSLCertVerificationError):
             # Retrying will not fix a certificate the pinned trust store rejects.
             detail = exc.verify_message or exc.reason or str(exc)
