@@ -1,6 +1,6 @@
 """Fan-out benchmark: the project's real delivery path against naive pywebpush, in one run.
 
-    make bench                                  # 10,000 subscribers, no added latency
+    make bench                                  # 50,000 subscribers, no added latency
     make bench BENCH_ARGS="--subscribers 100000 --latency-ms 20"
 
 What it does, on this machine only (nothing leaves 127.0.0.1):
@@ -336,6 +336,18 @@ def stop_workers(workers: list[subprocess.Popen]) -> None:
             w.wait()
 
 
+def queue_report() -> str:
+    """Where the jobs are (for a fan-out that stops making progress)."""
+    from flask import current_app
+    from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+
+    from statuspage.jobs import rq_queue
+
+    q = rq_queue(current_app)
+    return (f"queued {q.count}, started {StartedJobRegistry(queue=q).get_job_ids()}, "
+            f"scheduled {len(ScheduledJobRegistry(queue=q))}, failed {FailedJobRegistry(queue=q).get_job_ids()}")
+
+
 def run_fanout(app, n: int, workers: list[subprocess.Popen], timeout: float) -> dict:
     from sqlalchemy import select
 
@@ -358,7 +370,8 @@ def run_fanout(app, n: int, workers: list[subprocess.Popen], timeout: float) -> 
         start = time.perf_counter()
         events.commit()  # the outbox row commits, then fan_out goes to the RQ queue
         peak_rss = [0] * len(workers)
-        last_print = start
+        last_print = last_change = start
+        last_sent = 0
         deadline = start + timeout
         while True:
             db.session.remove()
@@ -375,6 +388,10 @@ def run_fanout(app, n: int, workers: list[subprocess.Popen], timeout: float) -> 
             if now - last_print >= 2:
                 log(f"  ... {sent:,} sent after {now - start:.1f}s")
                 last_print = now
+                if sent == last_sent and now - last_change > 20:
+                    log(f"  !!! no progress for {now - last_change:.0f}s: event {row}; {queue_report()}")
+            if sent != last_sent:
+                last_sent, last_change = sent, now
             time.sleep(0.02)
         polled = time.perf_counter() - start
         if finished_at is not None:
@@ -402,7 +419,7 @@ def run_fanout(app, n: int, workers: list[subprocess.Popen], timeout: float) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Fan-out throughput vs naive pywebpush.")
-    parser.add_argument("--subscribers", type=int, default=10_000)
+    parser.add_argument("--subscribers", type=int, default=50_000)
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added per request by the mock service")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="worker processes (default: cores)")
     parser.add_argument("--baseline-sample", type=int, default=300, help="messages sent with naive pywebpush")

@@ -56,7 +56,7 @@ def load_config(instance_path: str) -> dict:
         ],
         "PUSH_CA_BUNDLE": os.environ.get("PUSH_CA_BUNDLE") or None,
         "PUSH_CONCURRENCY": _int("PUSH_CONCURRENCY", 256),
-        "PUSH_BATCH_SIZE": _int("PUSH_BATCH_SIZE", 1000),
+        "PUSH_BATCH_SIZE": _int("PUSH_BATCH_SIZE", 2000),
         "PUSH_TIMEOUT": _int("PUSH_TIMEOUT", 10),
         "PUSH_DEBOUNCE_SECONDS": _int("PUSH_DEBOUNCE_SECONDS", 60),
         "SWEEP_INTERVAL": _int("SWEEP_INTERVAL", 30),

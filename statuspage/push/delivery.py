@@ -187,9 +187,20 @@ def fan_out(event_id: int) -> dict[str, Any]:
     return {"event": event_id, "fanned_out": True, "subscriptions": total, "batches": batches}
 
 
+MIN_BATCHES = 8  # spread an event over at least this many jobs, so every worker gets its share
+MIN_BATCH_SIZE = 250
+
+
+def batch_size(event: Event) -> int:
+    """PUSH_BATCH_SIZE, or less for smaller events: big batches cost less per push (fewer jobs and
+    statements), but an event cut into only a few would leave workers idle at the end."""
+    spread = max(MIN_BATCH_SIZE, -(-(event.queued_count or 0) // MIN_BATCHES))
+    return max(1, min(current_app.config["PUSH_BATCH_SIZE"], spread))
+
+
 def enqueue_batches(event: Event) -> int:
     """Walk matching subscription ids in order (keyset pagination: memory stays flat)."""
-    size = current_app.config["PUSH_BATCH_SIZE"]
+    size = batch_size(event)
     event_id, base = event.id, matching_ids(event, left_since=event.fanned_out_at)
     last, batches = 0, 0
     while True:
