@@ -348,9 +348,13 @@ class VapidSigner:
 
     def header_for(self, endpoint: str, now: float | None = None) -> str:
         """The Authorization header value for a push to ``endpoint``."""
+        return self.header_for_origin(endpoint_origin(endpoint), now)
+
+    def header_for_origin(self, origin: str, now: float | None = None) -> str:
+        """The same, for an origin already in ``endpoint_origin`` form (the sender parses each
+        push-service origin once, not once per push)."""
         if now is None:
             now = time.time()
-        origin = endpoint_origin(endpoint)
         hit = self._cache.get(origin)
         if hit is not None and now < hit[1] - self._margin:
             return hit[0]

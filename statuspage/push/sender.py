@@ -32,7 +32,7 @@ from http import HTTPStatus
 from typing import Self
 from urllib.parse import urlsplit
 
-from .crypto import MAX_PLAINTEXT, VapidSigner, encrypt_aes128gcm, topic_hash
+from .crypto import MAX_PLAINTEXT, VapidSigner, encrypt_aes128gcm, endpoint_origin, topic_hash
 
 __all__ = ["OutgoingPush", "PushOutcome", "PushResult", "PushSender", "classify",
            "parse_retry_after"]
@@ -446,8 +446,8 @@ class _Target:
     once per origin and cached; only the path is checked per push.
     """
 
-    __slots__ = ("origin", "host_header", "path")
-    _origins: dict[str, tuple[_Origin, str]] = {}
+    __slots__ = ("origin", "host_header", "path", "audience")
+    _origins: dict[str, tuple[_Origin, str, str]] = {}
 
     def __init__(self, url: str) -> None:
         start = url.find("://")
@@ -462,7 +462,7 @@ class _Target:
             if len(self._origins) >= _ORIGIN_CACHE_SIZE:
                 self._origins.clear()
             self._origins[prefix] = hit
-        self.origin, self.host_header = hit
+        self.origin, self.host_header, self.audience = hit
         path = url[slash:]
         fragment = path.find("#")
         if fragment >= 0:
@@ -473,14 +473,14 @@ class _Target:
 
     def _parse_slowly(self, url: str) -> None:
         parts = urlsplit(url)
-        self.origin, self.host_header = self._parse_origin(f"{parts.scheme}://{parts.netloc}")
+        self.origin, self.host_header, self.audience = self._parse_origin(f"{parts.scheme}://{parts.netloc}")
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         if _BAD_TARGET.search(path):
             raise ValueError("endpoint contains characters not allowed in a request line")
         self.path = path
 
     @staticmethod
-    def _parse_origin(prefix: str) -> tuple[_Origin, str]:
+    def _parse_origin(prefix: str) -> tuple[_Origin, str, str]:
         parts = urlsplit(prefix)
         scheme = parts.scheme.lower()
         host = parts.hostname
@@ -493,7 +493,8 @@ class _Target:
             shown = f"{shown}:{port}"
         if _BAD_TARGET.search(shown):
             raise ValueError("endpoint contains characters not allowed in a Host header")
-        return (scheme, host, port), shown
+        # The VAPID audience: the origin as endpoint_origin() spells it (lowercase, no default port).
+        return (scheme, host, port), shown, endpoint_origin(prefix)
 
 
 class _Pool:
@@ -827,7 +828,7 @@ class PushSender:
         # Encrypt right before sending: the ephemeral key is used once and never kept.
         try:
             body = encrypt_aes128gcm(push.payload, push.p256dh, push.auth)
-            authorization = self.signer.header_for(push.endpoint)
+            authorization = self.signer.header_for_origin(target.audience)
         except ValueError as exc:
             return PushResult(push.key, PushOutcome.FAILED, None, f"cannot encrypt: {exc}")
         urgency = push.urgency if push.urgency in _URGENCIES else "normal"
