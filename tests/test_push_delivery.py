@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from statuspage.extensions import db
-from statuspage.models import AdminAlert, Event
+from statuspage.models import AdminAlert, Delivery, Event
 from statuspage.push.crypto import b64url_decode
 from statuspage.push.simulator import PushSimulator
 from statuspage.worker import AppWorker
@@ -189,11 +189,12 @@ def test_each_push_service_answer_sets_the_right_state(rq_app, sim, api):
     outcome = {name: (rows[sid[name]].outcome, rows[sid[name]].status_code) for name in names}
     assert outcome == {
         "ok": ("sent", 201), "gone": ("expired", 410), "missing": ("expired", 404),
-        "limited": ("retry", None), "flaky": ("retry", None),
+        "limited": ("retry", 429), "flaky": ("retry", 503),
         "bad": ("failed", 400), "unauthorized": ("failed", 401), "forbidden": ("failed", 403),
         "too_large": ("failed", 413),
     }
     assert rows[sid["bad"]].reason == "400 Bad Request: forced 400 by the simulator"
+    assert rows[sid["limited"]].reason.startswith("will retry: 429")  # admins see why it waits
     assert rows[sid["too_large"]].reason.startswith("413 Payload Too Large")
     for name in ("gone", "missing"):
         row = ph.sub_row(rq_app, sid[name])
@@ -733,3 +734,29 @@ def test_unsubscribed_between_fan_out_and_batch_still_finishes_the_event(rq_app,
     assert event.state == "done"
     [listed] = api.get("/api/v1/events").json
     assert listed["counts"]["queued"] == 0 and listed["counts"]["sent"] == 1
+
+
+def test_resumed_retry_keeps_the_attempt_budget(rq_app, sim, api):
+    """A retry job lost from Redis is re-queued by the sweeper with its attempts so far: a
+    delivery already tried 5 times gets exactly one more try, not a fresh budget of 6."""
+    public_key = ph.generate_keys(rq_app)
+    sub, sub_id = ph.subscribe(api.client, sim, public_key)
+    sim.respond_with(sub.token, 503)  # until reset
+    _post_incident(api)
+    ph.run_worker(rq_app)  # first attempt → retry scheduled
+    ph.queue(rq_app).connection.flushdb()  # the scheduled retry job is lost
+    with rq_app.app_context():
+        [event] = db.session.execute(select(Event)).scalars()
+        delivery = db.session.execute(select(Delivery).where(Delivery.event_id == event.id)).scalar_one()
+        assert delivery.outcome == "retry" and delivery.reason.startswith("will retry: 503")
+        delivery.attempts = 5
+        delivery.next_attempt_at = event.created_at - timedelta(hours=1)
+        event.progress_at = event.created_at - timedelta(hours=1)
+        db.session.commit()
+    assert rq_app.test_cli_runner().invoke(args=["sweep"]).exit_code == 0
+    ph.run_worker(rq_app)
+    assert len(sim.attempts(sub.token)) == 2  # the first try and the one resumed try, no more
+    [event] = ph.event_rows(rq_app)
+    delivery = ph.delivery_rows(rq_app, event.id)[sub_id]
+    assert delivery.outcome == "failed" and delivery.reason.startswith("gave up after 6 attempts")
+    assert (event.state, event.failed_count) == ("done", 1)

@@ -350,6 +350,7 @@ def record_results(event_id: int, results: list[PushResult], *, attempt: int, lo
     groups: dict[tuple, list[int]] = defaultdict(list)
     retry_ids: list[int] = []
     retry_after = 0.0
+    retry_groups: dict[tuple, list[int]] = defaultdict(list)
     counts = {"sent": 0, "expired": 0, "failed": 0, "retry": 0}
     last_reason = {}
     for r in results:
@@ -357,6 +358,7 @@ def record_results(event_id: int, results: list[PushResult], *, attempt: int, lo
             if attempt + 1 < MAX_ATTEMPTS:
                 retry_ids.append(r.key)
                 retry_after = max(retry_after, r.retry_after or 0.0)
+                retry_groups[(r.status, r.reason[:280])].append(r.key)
                 counts["retry"] += 1
                 continue
             r = PushResult(r.key, PushOutcome.FAILED, r.status, f"gave up after {MAX_ATTEMPTS} attempts: {r.reason}")
@@ -384,11 +386,14 @@ def record_results(event_id: int, results: list[PushResult], *, attempt: int, lo
             record_alert(reason or "delivery failed", count=len(ids))
     if retry_ids:
         delay = min(MAX_RETRY_DELAY, max(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)], retry_after))
-        db.session.execute(
-            update(Delivery).where(Delivery.event_id == event_id, _id_in(Delivery.subscription_id, retry_ids))
-            .values(outcome="retry", next_attempt_at=now + timedelta(seconds=delay), updated_at=now),
-            execution_options=_BULK,
-        )
+        for (status, reason), ids in retry_groups.items():
+            # Keep the push service's answer so admins can see why a delivery is waiting.
+            db.session.execute(
+                update(Delivery).where(Delivery.event_id == event_id, _id_in(Delivery.subscription_id, ids))
+                .values(outcome="retry", next_attempt_at=now + timedelta(seconds=delay), updated_at=now,
+                        status_code=status, reason=f"will retry: {reason}" if reason else None),
+                execution_options=_BULK,
+            )
     db.session.execute(
         update(Event).where(Event.id == event_id).values(
             sent_count=Event.sent_count + counts["sent"], expired_count=Event.expired_count + counts["expired"],
@@ -499,12 +504,16 @@ def resume_event(event_id: int) -> dict[str, int]:
                            .values(failed_count=Event.failed_count + len(interrupted)))
     db.session.commit()
     batches = enqueue_batches(event)
-    overdue = db.session.execute(
-        select(Delivery.subscription_id).where(Delivery.event_id == event_id, Delivery.outcome == "retry",
-                                               Delivery.next_attempt_at < now - timedelta(seconds=60))
-    ).scalars().all()
+    overdue_rows = db.session.execute(
+        select(Delivery.subscription_id, Delivery.attempts).where(
+            Delivery.event_id == event_id, Delivery.outcome == "retry",
+            Delivery.next_attempt_at < now - timedelta(seconds=60))
+    ).all()
+    overdue = [row[0] for row in overdue_rows]
     if overdue:
-        enqueue(BATCH_JOB, event_id, min(overdue), max(overdue), 1, list(overdue))
+        # Carry the attempt count on, so a lost retry job never resets the MAX_ATTEMPTS budget.
+        attempts_so_far = max(row[1] for row in overdue_rows)
+        enqueue(BATCH_JOB, event_id, min(overdue), max(overdue), attempts_so_far, overdue)
     _mark_progress(event_id)
     return {"interrupted": len(interrupted), "batches": batches, "retries": len(overdue)}
 
