@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import io
 import ipaddress
 import json
 import os
@@ -487,7 +488,13 @@ def main(argv: list[str] | None = None) -> int:
 
         app = create_app()
         with app.app_context():
-            upgrade()
+            migration_log = io.StringIO()
+            try:
+                with contextlib.redirect_stderr(migration_log):  # alembic's INFO lines
+                    upgrade()
+            except Exception:
+                sys.stderr.write(migration_log.getvalue())
+                raise
             ensure_triggers()
             from statuspage.extensions import db
 
