@@ -272,7 +272,10 @@ def start_workers(count: int, env: dict[str, str], profile: str | None = None) -
         if profile:  # py-spy (pip install py-spy) samples the worker; raw folded stacks in bench/out/
             command = [profile, "record", "--rate", "250", "--format", "raw", "--subprocesses", "--output",
                        str(OUT / f"worker-{i}.folded"), "--", *command]
-        workers.append(subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL))
+        # A process group of its own: RQ forks a scheduler process per worker, which can outlive
+        # a worker that is stopped mid-job; stop_workers() ends the whole group.
+        workers.append(subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                        start_new_session=True))
     return workers
 
 
@@ -337,6 +340,8 @@ def stop_workers(workers: list[subprocess.Popen]) -> None:
         except subprocess.TimeoutExpired:
             w.kill()
             w.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(w.pid, signal.SIGKILL)  # whatever is left of its group (RQ's scheduler)
 
 
 def queue_report() -> str:

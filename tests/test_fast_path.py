@@ -9,6 +9,7 @@ assertions: speed is the benchmark's business (bench/fanout.py), correctness is 
 from __future__ import annotations
 
 import json
+import socket
 from collections import Counter
 from collections.abc import Iterator
 
@@ -162,3 +163,26 @@ def test_sender_queue_reuse_and_reconnect_keep_every_message_intact(body_spy):
         sender.close()
     # What the spy recorded is what a browser decrypts: the last body, by hand.
     assert decrypt_aes128gcm(body_spy[-1], subs[-1].private_key, b64url_decode(subs[-1].auth)) == b"after restart"
+
+
+def test_a_batch_never_waits_forever_for_an_answer(monkeypatch):
+    """Per-request deadlines normally end a request nobody answers; even with those disabled
+    (a bug, say), the batch gives up after the timeout plus a margin and reports a retry."""
+    private_key, public_key = generate_vapid_keypair()
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # the kernel completes the handshakes; nothing ever reads or answers
+    port = silent.getsockname()[1]
+    monkeypatch.setattr(sender_module._Pool, "expire", lambda self, now: None)
+    sub_key = b64url_decode(public_key)  # any valid P-256 point will do: nobody decrypts
+    try:
+        with PushSender(VapidSigner(private_key, SUBJECT), is_allowed_endpoint=lambda url: True,
+                        timeout=0.3) as sender:
+            sender.stall_margin = 0.2
+            pushes = [OutgoingPush(i, f"http://127.0.0.1:{port}/push/{i}", sub_key, bytes(16), b"{}")
+                      for i in range(3)]
+            results = sender.send_all(pushes)
+    finally:
+        silent.close()
+    assert [(r.key, r.outcome) for r in results] == [(i, PushOutcome.RETRY) for i in range(3)]
+    assert all("timeout" in r.reason for r in results)

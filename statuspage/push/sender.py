@@ -32,6 +32,7 @@ import collections
 import contextlib
 import enum
 import functools
+import logging
 import os
 import re
 import ssl
@@ -45,6 +46,8 @@ from typing import Self
 from urllib.parse import urlsplit
 
 from .crypto import MAX_PLAINTEXT, VapidSigner, encrypt_aes128gcm, endpoint_origin, topic_hash
+
+log = logging.getLogger(__name__)
 
 __all__ = ["OutgoingPush", "PushOutcome", "PushResult", "PushSender", "classify",
            "parse_retry_after"]
@@ -644,6 +647,8 @@ class PushSender:
     #: Idle pooled connections older than this are closed instead of reused (push services
     #: drop idle keep-alive connections after a few minutes; a fresh handshake beats a reset).
     idle_timeout = 50.0
+    #: Seconds past the request timeout after which a batch stops waiting for stragglers.
+    stall_margin = 5.0
     #: Messages encrypted back to back between two looks at the network. Runs of encryption
     #: keep OpenSSL's P-256 tables in cache and let the loop write and read responses in
     #: bursts: measured ~15% less CPU per push than interleaving every message with I/O.
@@ -670,8 +675,6 @@ class PushSender:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._inflight = 0
-        self._slot_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._pools: dict[_Origin, _Pool] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._client_ssl: ssl.SSLContext | None = None
@@ -702,8 +705,6 @@ class PushSender:
             thread.start()
             ready.wait()
             self._loop, self._thread, self._pid = loop, thread, os.getpid()
-            self._inflight = 0
-            self._slot_waiters = collections.deque()
             self._pools = {}
             self._dirty = set()
             self._reaper = None
@@ -761,45 +762,60 @@ class PushSender:
 
         No task or coroutine per push: the producer yields to the loop every few messages so
         responses are read (and their connections reused) promptly while it encrypts, and it
-        waits whenever ``concurrency`` requests of this sender are already in flight.
+        waits whenever ``concurrency`` of its requests are in flight.
         """
         loop = asyncio.get_running_loop()
         if self._reaper is None or self._reaper.done():
             self._reaper = loop.create_task(self._reap())
         results: list[PushResult | None] = [None] * len(items)
-        outstanding = 0
-        drained: asyncio.Future[None] | None = None
+        live: dict[int, _Request] = {}  # index -> request not answered yet
+        waiter: asyncio.Future[None] | None = None
+        wake_at = 0  # wake the producer once at most this many requests are live
 
         def complete(index: int, key: object, response: _Response | None, exc: BaseException | None) -> None:
-            nonlocal outstanding
-            results[index] = self._result(key, response, exc)
-            outstanding -= 1
-            self._release_slot()
-            if outstanding == 0 and drained is not None and not drained.done():
-                drained.set_result(None)
+            live.pop(index, None)
+            try:
+                results[index] = self._result(key, response, exc)
+            except Exception as err:  # never let one odd response stall the batch
+                results[index] = PushResult(key, PushOutcome.RETRY, None, f"internal error: {err!r}"[:300])
+            if waiter is not None and len(live) <= wake_at and not waiter.done():
+                waiter.set_result(None)
+
+        async def wait_until(at_most: int) -> None:
+            nonlocal waiter, wake_at
+            while len(live) > at_most:
+                self._flush()
+                waiter, wake_at = loop.create_future(), at_most
+                try:
+                    # Every request has its own deadline (the reaper); this is the backstop
+                    # that guarantees a job never waits forever whatever happens below.
+                    await asyncio.wait_for(asyncio.shield(waiter), self.timeout + self.stall_margin)
+                except TimeoutError:
+                    for req in list(live.values()):
+                        conn = req.conn
+                        if conn is not None and conn.req is req:
+                            conn.req = None
+                            conn.abort()
+                        req.reject(TimeoutError())
+                    live.clear()
 
         since_yield = 0
         for index, push in enumerate(items):
-            if self._inflight >= self.concurrency:
-                self._flush()
-                waiter = loop.create_future()
-                self._slot_waiters.append(waiter)
-                await waiter
-            now_result = self._start(push, functools.partial(complete, index, push.key))
-            if now_result is not None:
-                results[index] = now_result
+            if len(live) >= self.concurrency:
+                # Resume once a run's worth of slots is free, so encryption stays in runs.
+                await wait_until(max(0, self.concurrency - self.yield_every))
+            started = self._start(push, functools.partial(complete, index, push.key))
+            if isinstance(started, PushResult):
+                results[index] = started
                 continue
-            self._inflight += 1
-            outstanding += 1
+            live[index] = started
             since_yield += 1
             if since_yield >= self.yield_every:
                 since_yield = 0
                 self._flush()
                 await asyncio.sleep(0)  # let the loop read responses between encryptions
         self._flush()
-        if outstanding:
-            drained = loop.create_future()
-            await drained
+        await wait_until(0)
         return results  # type: ignore[return-value]
 
     def _flush(self) -> None:
@@ -813,17 +829,9 @@ class PushSender:
         for pool in dirty:
             pool.dispatch()
 
-    def _release_slot(self) -> None:
-        self._inflight -= 1
-        while self._slot_waiters:
-            waiter = self._slot_waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                break
-
     def _start(self, push: OutgoingPush,
-               on_done: Callable[[_Response | None, BaseException | None], None]) -> PushResult | None:
-        """Check, encrypt and queue one push (None), or return its result right away."""
+               on_done: Callable[[_Response | None, BaseException | None], None]) -> PushResult | _Request:
+        """Check, encrypt and queue one push (its request), or return its result right away."""
         try:
             allowed = bool(self.is_allowed_endpoint(push.endpoint))
         except Exception:
@@ -856,8 +864,7 @@ class PushSender:
         if pool is None:
             pool = self._pools[target.origin] = _Pool(self, target.origin)
         self._dirty.add(pool)
-        pool.submit(request, time.monotonic() + self.timeout, on_done)
-        return None
+        return pool.submit(request, time.monotonic() + self.timeout, on_done)
 
     def _topic_header(self, topic: str) -> str:
         cached = self._topic_cache
@@ -891,7 +898,10 @@ class PushSender:
             await asyncio.sleep(tick)
             now = time.monotonic()
             for pool in list(self._pools.values()):
-                pool.expire(now)
+                try:
+                    pool.expire(now)
+                except Exception:  # the reaper must outlive any one bad pool
+                    log.exception("push sender: expiring requests failed")
 
     def _ssl_for(self, scheme: str) -> ssl.SSLContext | None:
         if scheme != "https":
