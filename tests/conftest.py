@@ -120,6 +120,15 @@ def runner(app):
 
 
 @pytest.fixture
+def sim():
+    """The project's push-service simulator on a free loopback port (plain http)."""
+    from statuspage.push.simulator import PushSimulator
+
+    with PushSimulator() as simulator:
+        yield simulator
+
+
+@pytest.fixture
 def redis_url() -> Iterator[str]:
     conn = Redis.from_url(REDIS_TEST_URL)
     conn.flushdb()

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 
 import pytest
 
 from statuspage.auth import create_user
 from statuspage.extensions import db
-from statuspage.push.simulator import PushSimulator
 
 try:
     import pushhelpers as ph
@@ -21,12 +19,6 @@ except ImportError:  # tests/ imported as a package
 CHROME_UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
 FIREFOX_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def sim() -> Iterator[PushSimulator]:
-    with PushSimulator() as s:
-        yield s
 
 
 @pytest.fixture

@@ -26,12 +26,6 @@ BATCH_JOB = "statuspage.push.delivery.send_batch"
 
 
 @pytest.fixture
-def sim() -> Iterator[PushSimulator]:
-    with PushSimulator() as s:
-        yield s
-
-
-@pytest.fixture
 def redis_url() -> str:
     """Real Redis, on a db other test files do not flush (see pushhelpers.PUSH_REDIS_URL)."""
     return ph.PUSH_REDIS_URL
