@@ -312,19 +312,18 @@ def subscriptions():
 @admin_only
 def test_subscription(subscription_id: int):
     from .extensions import db
-    from .jobs import EnqueueError, enqueue
     from .models import Subscription
-    from .push.delivery import TEST_JOB
+    from .push.delivery import queue_test_push
 
     sub = db.session.get(Subscription, subscription_id)
     if sub is None or sub.status != "active":
         flash("Only active subscriptions can receive a test.", "error")
     else:
         try:
-            enqueue(TEST_JOB, sub.id)
+            queue_test_push(sub.id)
             flash(f"Test push queued for subscription {sub.id}.", "success")
-        except EnqueueError:
-            flash("The job queue is unavailable; try again shortly.", "error")
+        except ServiceError as exc:
+            flash(exc.message, "error")
     return redirect(url_for("admin.subscriptions"))
 
 

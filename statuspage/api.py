@@ -325,17 +325,13 @@ def list_subscriptions():
 @bp.post("/subscriptions/<subscription_id>/test")
 @admin_required
 def test_subscription(subscription_id: str):
-    from .jobs import EnqueueError, enqueue
     from .models import Subscription
-    from .push.delivery import TEST_JOB
+    from .push.delivery import queue_test_push
 
     sub = db_get(Subscription, _id_arg(subscription_id), "subscription")
     if sub.status != "active":
         raise ValidationError(f"subscription {sub.id} is {sub.status}; only active ones can be tested")
-    try:
-        enqueue(TEST_JOB, sub.id)
-    except EnqueueError:
-        return json_error("the job queue is unavailable; try again shortly", 503)
+    queue_test_push(sub.id)
     return jsonify({"queued": True, "subscription": sub.id}), 202
 
 

@@ -10,7 +10,6 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select, update
 
 from .extensions import db
@@ -121,6 +120,3 @@ def dispatch_pending(older_than_seconds: float = 5.0, limit: int = 200) -> int:
         log.info("sweeper dispatched %d event(s)", done)
     return done
 
-
-def site_context() -> dict[str, str]:
-    return {"site_name": current_app.config["SITE_NAME"], "site_url": current_app.config["SITE_URL"]}

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from . import validation as v
 from .components import get_component, set_component_status
@@ -188,10 +188,6 @@ def list_incidents(*, kind: str = "incident", unresolved_only: bool = False, lim
         query = query.where(Incident.status.not_in(done))
     order = Incident.scheduled_for.desc() if kind == "maintenance" else Incident.created_at.desc()
     return list(db.session.execute(query.order_by(order, Incident.id.desc()).limit(limit).offset(offset)).scalars())
-
-
-def count_incidents(kind: str = "incident") -> int:
-    return db.session.execute(select(func.count(Incident.id)).where(Incident.kind == kind)).scalar_one()
 
 
 def upcoming_maintenances() -> list[Incident]:

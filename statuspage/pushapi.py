@@ -8,8 +8,7 @@ from .errors import NotFoundError, ServiceError
 from .events import commit
 from .extensions import limiter
 from .http import json_error
-from .jobs import EnqueueError, enqueue
-from .push.delivery import TEST_JOB
+from .push.delivery import queue_test_push
 from .push.keys import public_key
 from .push.settings import push_available
 from .push.subscriptions import find_subscription, subscribe, unsubscribe
@@ -61,8 +60,5 @@ def test_push():
     sub = find_subscription(endpoint)
     if sub is None or sub.status != "active":
         raise NotFoundError("no active subscription with that endpoint; subscribe first")
-    try:
-        enqueue(TEST_JOB, sub.id)
-    except EnqueueError:
-        return json_error("the notification queue is unavailable; try again in a minute", 503)
+    queue_test_push(sub.id)
     return jsonify({"queued": True}), 202

@@ -352,7 +352,6 @@ def record_results(event_id: int, results: list[PushResult], *, attempt: int, lo
     retry_after = 0.0
     retry_groups: dict[tuple, list[int]] = defaultdict(list)
     counts = {"sent": 0, "expired": 0, "failed": 0, "retry": 0}
-    last_reason = {}
     for r in results:
         if r.outcome is PushOutcome.RETRY:
             if attempt + 1 < MAX_ATTEMPTS:
@@ -364,7 +363,6 @@ def record_results(event_id: int, results: list[PushResult], *, attempt: int, lo
             r = PushResult(r.key, PushOutcome.FAILED, r.status, f"gave up after {MAX_ATTEMPTS} attempts: {r.reason}")
         groups[(r.outcome.value, r.status, r.reason[:300])].append(r.key)
         counts[r.outcome.value] += 1
-        last_reason[r.outcome.value] = r.reason
     # synchronize_session=False: the session holds none of these rows, and the default would fetch
     # every updated id back to look for them (most of this job's own CPU for a 1000-row batch).
     for (outcome, status, reason), ids in groups.items():
@@ -556,6 +554,18 @@ def send_test(subscription_ids: list[int], title: str | None = None, body: str |
             record_alert(r.reason or "test push failed")
     db.session.commit()
     return results
+
+
+def queue_test_push(subscription_id: int) -> None:
+    """Queue a test push to one subscription (the admin UI, the admin API and the visitor's
+    "Send me a test" all come here); a 503 service error when the queue is unreachable."""
+    from ..errors import ServiceError
+    from ..jobs import EnqueueError
+
+    try:
+        enqueue(TEST_JOB, subscription_id)
+    except EnqueueError:
+        raise ServiceError("the job queue is unavailable; try again shortly", status_code=503) from None
 
 
 def send_test_job(subscription_id: int) -> dict[str, Any]:

@@ -921,10 +921,4 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def results_by_outcome(results: Iterable[PushResult]) -> dict[PushOutcome, list[PushResult]]:
-    """Group results; convenience for callers that record counts per outcome."""
-    grouped: dict[PushOutcome, list[PushResult]] = {o: [] for o in PushOutcome}
-    for result in results:
-        grouped[result.outcome].append(result)
-    return grouped
 
