@@ -26,7 +26,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     # Before any blueprint: <int:...> in every route is a database id (1 .. 2**31-1), so a huge
     # number in a URL is a 404 instead of an overflow inside SQLite or PostgreSQL.
-    from .http import DbIdConverter
+    from .web.http import DbIdConverter
 
     app.url_map.converters["int"] = DbIdConverter
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
@@ -54,13 +54,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_prefix=0)
 
     from . import auth  # noqa: F401  (registers the Flask-Login user loader)
-    from .admin import bp as admin_bp
-    from .api import bp as api_bp
     from .cli import register_cli
-    from .http import register_http
-    from .public import bp as public_bp
-    from .pushapi import bp as push_bp
-    from .statusapi import bp as status_bp
+    from .web.admin import bp as admin_bp
+    from .web.api import bp as api_bp
+    from .web.http import register_http
+    from .web.public import bp as public_bp
+    from .web.pushapi import bp as push_bp
+    from .web.statusapi import bp as status_bp
 
     app.register_blueprint(public_bp)
     app.register_blueprint(status_bp)

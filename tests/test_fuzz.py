@@ -306,7 +306,7 @@ def test_service_functions_raise_only_service_errors(app, seeded):
 # --- Schemathesis: every documented operation, positive and negative data ---------------------------
 
 def test_every_api_route_is_documented(app):
-    from statuspage.openapi import build_openapi
+    from statuspage.web.openapi import build_openapi
 
     documented = {(path, method.upper()) for path, item in build_openapi()["paths"].items()
                   for method in item if method != "parameters"}

@@ -10,14 +10,14 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from . import components as components_svc
-from . import incidents as incidents_svc
-from .auth import authenticate
-from .errors import ServiceError
-from .events import commit, rollback
-from .extensions import limiter
-from .models import COMPONENT_STATUSES, INCIDENT_IMPACTS, INCIDENT_STATUSES, MAINTENANCE_STATUSES
-from .timeutil import site_tz, utcnow
+from .. import components as components_svc
+from .. import incidents as incidents_svc
+from ..auth import authenticate
+from ..errors import ServiceError
+from ..events import commit, rollback
+from ..extensions import limiter
+from ..models import COMPONENT_STATUSES, INCIDENT_IMPACTS, INCIDENT_STATUSES, MAINTENANCE_STATUSES
+from ..timeutil import site_tz, utcnow
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -119,7 +119,7 @@ def _component_form(form) -> dict[str, Any]:
 
 @bp.get("/")
 def dashboard():
-    from .summary import build_summary
+    from ..summary import build_summary
 
     return render_template("admin/dashboard.html", s=build_summary())
 
@@ -221,7 +221,7 @@ def incident(incident_id: int):
 
 
 def _preview_context() -> dict[str, Any]:
-    from .push.triggers import preview_payloads
+    from ..push.triggers import preview_payloads
 
     return {"trigger_previews": preview_payloads()}
 
@@ -259,9 +259,9 @@ def new_maintenance():
 
 @bp.route("/push", methods=["GET", "POST"])
 def push_settings():
-    from .push.keys import KeysUnavailable, current_keys
-    from .push.settings import get_settings, settings_dict, update_settings
-    from .push.triggers import PLACEHOLDERS, URGENCIES, ensure_triggers, update_triggers
+    from ..push.keys import KeysUnavailable, current_keys
+    from ..push.settings import get_settings, settings_dict, update_settings
+    from ..push.triggers import PLACEHOLDERS, URGENCIES, ensure_triggers, update_triggers
 
     if request.method == "POST":
         if not current_user.is_admin:
@@ -298,8 +298,8 @@ def push_settings():
 
 @bp.get("/subscriptions")
 def subscriptions():
-    from .models import SUBSCRIPTION_STATUSES
-    from .push.subscriptions import list_subscriptions, subscription_dict
+    from ..models import SUBSCRIPTION_STATUSES
+    from ..push.subscriptions import list_subscriptions, subscription_dict
 
     status = request.args.get("status")
     status = status if status in SUBSCRIPTION_STATUSES else None
@@ -311,9 +311,9 @@ def subscriptions():
 @bp.post("/subscriptions/<int:subscription_id>/test")
 @admin_only
 def test_subscription(subscription_id: int):
-    from .extensions import db
-    from .models import Subscription
-    from .push.delivery import queue_test_push
+    from ..extensions import db
+    from ..models import Subscription
+    from ..push.delivery import queue_test_push
 
     sub = db.session.get(Subscription, subscription_id)
     if sub is None or sub.status != "active":
@@ -329,7 +329,7 @@ def test_subscription(subscription_id: int):
 
 @bp.get("/events")
 def events():
-    from .push.reports import event_dict, open_alerts, recent_events
+    from ..push.reports import event_dict, open_alerts, recent_events
 
     return render_template("admin/events.html", events=[event_dict(e) for e in recent_events(100)],
                            alerts=open_alerts())
@@ -339,8 +339,8 @@ def events():
 def ack_alerts():
     from sqlalchemy import update
 
-    from .extensions import db
-    from .models import AdminAlert
+    from ..extensions import db
+    from ..models import AdminAlert
 
     db.session.execute(update(AdminAlert).where(AdminAlert.acknowledged_at.is_(None)).values(acknowledged_at=utcnow()))
     db.session.commit()

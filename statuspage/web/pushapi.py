@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
+from ..errors import NotFoundError, ServiceError
+from ..events import commit
+from ..extensions import limiter
+from ..push.delivery import queue_test_push
+from ..push.keys import public_key
+from ..push.settings import push_available
+from ..push.subscriptions import find_subscription, subscribe, unsubscribe
 from .api import json_body
-from .errors import NotFoundError, ServiceError
-from .events import commit
-from .extensions import limiter
 from .http import json_error
-from .push.delivery import queue_test_push
-from .push.keys import public_key
-from .push.settings import push_available
-from .push.subscriptions import find_subscription, subscribe, unsubscribe
 
 bp = Blueprint("pushapi", __name__, url_prefix="/api/push")
 

@@ -10,9 +10,9 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from .errors import ServiceError
-from .extensions import db
-from .timeutil import to_site
+from ..errors import ServiceError
+from ..extensions import db
+from ..timeutil import to_site
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def register_http(app: Flask) -> None:
         # Embedded mode: start the in-process job thread (and its sweeper tick) with the server.
         if not app.config.get("REDIS_URL") and not app.config.get("JOBS_EAGER") \
                 and "statuspage_runner" not in app.extensions and not app.config.get("TESTING"):
-            from .jobs import LocalRunner
+            from ..jobs import LocalRunner
 
             app.extensions["statuspage_runner"] = LocalRunner(app)
 
@@ -155,6 +155,6 @@ def register_http(app: Flask) -> None:
     def humanize(value: str) -> str:
         return (value or "").replace("_", " ").capitalize()
 
-    from .markdown import render_markdown
+    from ..markdown import render_markdown
 
     app.jinja_env.filters["markdown"] = render_markdown

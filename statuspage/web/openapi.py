@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import COMPONENT_STATUSES, EVENT_TYPES, INCIDENT_IMPACTS, INCIDENT_STATUSES, MAINTENANCE_STATUSES
+from ..models import COMPONENT_STATUSES, EVENT_TYPES, INCIDENT_IMPACTS, INCIDENT_STATUSES, MAINTENANCE_STATUSES
 
 
 def _ref(name: str) -> dict:

@@ -7,13 +7,13 @@ from typing import Any
 
 from flask import Blueprint, abort, g, jsonify, request
 
-from . import components as components_svc
-from . import incidents as incidents_svc
-from .auth import user_for_token
-from .errors import ServiceError, ValidationError
-from .events import commit
+from .. import components as components_svc
+from .. import incidents as incidents_svc
+from ..auth import user_for_token
+from ..errors import ServiceError, ValidationError
+from ..events import commit
+from ..serializers import component_dict, group_dict, incident_dict
 from .http import json_error
-from .serializers import component_dict, group_dict, incident_dict
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -270,7 +270,7 @@ def openapi():
 @bp.get("/triggers")
 @token_required
 def get_triggers():
-    from .push.triggers import ensure_triggers, trigger_dict
+    from ..push.triggers import ensure_triggers, trigger_dict
 
     rows = ensure_triggers()
     commit()
@@ -280,7 +280,7 @@ def get_triggers():
 @bp.put("/triggers")
 @admin_required
 def put_triggers():
-    from .push.triggers import trigger_dict, update_triggers
+    from ..push.triggers import trigger_dict, update_triggers
 
     rows = update_triggers(json_body())
     commit()
@@ -290,7 +290,7 @@ def put_triggers():
 @bp.get("/push/settings")
 @token_required
 def get_push_settings():
-    from .push.settings import get_settings, settings_dict
+    from ..push.settings import get_settings, settings_dict
 
     settings = get_settings()
     commit()
@@ -300,7 +300,7 @@ def get_push_settings():
 @bp.put("/push/settings")
 @admin_required
 def put_push_settings():
-    from .push.settings import settings_dict, update_settings
+    from ..push.settings import settings_dict, update_settings
 
     settings = update_settings(json_body())
     commit()
@@ -310,9 +310,9 @@ def put_push_settings():
 @bp.get("/subscriptions")
 @token_required
 def list_subscriptions():
-    from .models import SUBSCRIPTION_STATUSES
-    from .push.subscriptions import list_subscriptions as list_subs
-    from .push.subscriptions import subscription_dict
+    from ..models import SUBSCRIPTION_STATUSES
+    from ..push.subscriptions import list_subscriptions as list_subs
+    from ..push.subscriptions import subscription_dict
 
     limit, offset = _paging()
     status = request.args.get("status")
@@ -325,8 +325,8 @@ def list_subscriptions():
 @bp.post("/subscriptions/<subscription_id>/test")
 @admin_required
 def test_subscription(subscription_id: str):
-    from .models import Subscription
-    from .push.delivery import queue_test_push
+    from ..models import Subscription
+    from ..push.delivery import queue_test_push
 
     sub = db_get(Subscription, _id_arg(subscription_id), "subscription")
     if sub.status != "active":
@@ -338,15 +338,15 @@ def test_subscription(subscription_id: str):
 @bp.get("/events")
 @token_required
 def list_events():
-    from .push.reports import event_dict, recent_events
+    from ..push.reports import event_dict, recent_events
 
     limit, offset = _paging()
     return jsonify([event_dict(e) for e in recent_events(limit, offset)])
 
 
 def db_get(model, ident: int, what: str):
-    from .errors import NotFoundError
-    from .extensions import db
+    from ..errors import NotFoundError
+    from ..extensions import db
 
     row = db.session.get(model, ident)
     if row is None:

@@ -7,11 +7,11 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, render_template, request, send_from_directory, url_for
 from sqlalchemy import func, select
 
-from .extensions import db
-from .incidents import get_incident
-from .models import Incident
-from .summary import build_summary
-from .timeutil import iso
+from ..extensions import db
+from ..incidents import get_incident
+from ..models import Incident
+from ..summary import build_summary
+from ..timeutil import iso
 
 bp = Blueprint("public", __name__)
 
@@ -19,7 +19,7 @@ HISTORY_PAGE_SIZE = 20
 
 
 def push_context(components) -> dict:
-    from .push.settings import push_available
+    from ..push.settings import push_available
 
     return {
         "push_enabled": push_available(),
@@ -42,7 +42,7 @@ def index():
 @bp.get("/incidents/<int:incident_id>")
 def incident(incident_id: int):
     item = get_incident(incident_id, kind=None)
-    from .components import list_components
+    from ..components import list_components
 
     return render_template("incident.html", incident=item, **push_context(list_components()))
 
@@ -59,7 +59,7 @@ def history():
     pages = max(1, (total + HISTORY_PAGE_SIZE - 1) // HISTORY_PAGE_SIZE)
     if page > pages:
         abort(404)
-    from .components import list_components
+    from ..components import list_components
 
     return render_template("history.html", items=items, page=page, pages=pages, **push_context(list_components()))
 
@@ -80,7 +80,7 @@ def _entry_html(item: Incident) -> str:
     """The entry's HTML as a plain str, so the XML template escapes it once more (type="html")."""
     from markupsafe import escape
 
-    from .markdown import render_markdown
+    from ..markdown import render_markdown
 
     parts = []
     for u in item.updates:

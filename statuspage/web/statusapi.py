@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from .incidents import list_incidents
-from .serializers import component_dict, group_dict, incident_dict, page_dict
-from .summary import Summary, build_summary
+from ..incidents import list_incidents
+from ..serializers import component_dict, group_dict, incident_dict, page_dict
+from ..summary import Summary, build_summary
 
 bp = Blueprint("statusapi", __name__, url_prefix="/api/v2")
 
