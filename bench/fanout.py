@@ -362,7 +362,7 @@ def run_fanout(app, n: int, workers: list[subprocess.Popen], timeout: float) -> 
     from statuspage import events
     from statuspage.extensions import db
     from statuspage.incidents import create_incident
-    from statuspage.models import Event
+    from statuspage.models import FINAL_EVENT_STATES, Event
 
     with app.app_context():
         incident = create_incident({"name": "Elevated API error rates", "status": "investigating",
@@ -389,7 +389,7 @@ def run_fanout(app, n: int, workers: list[subprocess.Popen], timeout: float) -> 
             state, queued, sent, expired, failed, finished_at = row
             now = time.perf_counter()
             peak_rss = [max(p, _proc_status(pid, "VmHWM")) for p, pid in zip(peak_rss, pids, strict=True)]
-            if state in ("done", "skipped", "superseded") or sent + expired + failed >= n:
+            if state in FINAL_EVENT_STATES or sent + expired + failed >= n:
                 break
             if now > deadline:
                 raise RuntimeError(f"fan-out did not finish in {timeout:g}s: {row}")

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from statuspage.extensions import db
+from statuspage.jobs import JobName
 from statuspage.models import AdminAlert, Delivery, Event
 from statuspage.push.crypto import b64url_decode
 from statuspage.push.simulator import PushSimulator
@@ -22,7 +23,7 @@ try:
 except ImportError:  # tests/ imported as a package
     from tests import pushhelpers as ph
 
-BATCH_JOB = "statuspage.push.delivery.send_batch"
+BATCH_JOB = JobName.SEND_BATCH
 
 
 @pytest.fixture
@@ -510,7 +511,7 @@ def test_component_down_waits_in_rq_scheduler_for_the_debounce_window(rq_app, si
     sub, _ = ph.subscribe(api.client, sim, public_key)
     _set_status(api, _component(api, "API"), "major_outage")
     [(job, when)] = ph.scheduled_jobs(rq_app)
-    assert job.func_name == "statuspage.push.delivery.fan_out" and when > time.time() + 50
+    assert job.func_name == JobName.FAN_OUT and when > time.time() + 50
     ph.run_worker(rq_app)
     assert sim.attempts() == []  # not due yet
     ph.time_travel_events(rq_app, 120)
@@ -696,7 +697,7 @@ def test_maintenance_start_is_announced_on_time_through_the_rq_scheduler(rq_app,
     ph.run_worker(rq_app)
     assert sim.attempts() == []  # maintenance.scheduled is off by default; the start is an hour away
     jobs = sorted(when for job, when in ph.scheduled_jobs(rq_app)
-                  if job.func_name == "statuspage.incidents.run_due_maintenances")
+                  if job.func_name == JobName.RUN_DUE_MAINTENANCES)
     assert len(jobs) == 2 and abs(jobs[0] - start.timestamp()) < 5
 
     with rq_app.app_context():  # the hour passes

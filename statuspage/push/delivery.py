@@ -28,8 +28,19 @@ from sqlalchemy.exc import OperationalError
 
 from ..events import JOB_RETRY
 from ..extensions import db
-from ..jobs import enqueue
-from ..models import AdminAlert, Delivery, Event, Subscription, subscription_components
+from ..jobs import JobName, enqueue
+from ..models import (
+    DELIVERING_EVENT_STATES,
+    OPEN_DELIVERY_STATES,
+    AdminAlert,
+    Delivery,
+    DeliveryState,
+    Event,
+    EventState,
+    Subscription,
+    SubscriptionStatus,
+    subscription_components,
+)
 from ..timeutil import utcnow
 from .crypto import VapidSigner, b64url_decode
 from .keys import KeysUnavailable, current_keys
@@ -40,10 +51,6 @@ from .triggers import build_payload, encode_payload, get_trigger
 
 log = logging.getLogger(__name__)
 
-FAN_OUT_JOB = "statuspage.push.delivery.fan_out"
-BATCH_JOB = "statuspage.push.delivery.send_batch"
-RESUME_JOB = "statuspage.push.delivery.resume_event"
-TEST_JOB = "statuspage.push.delivery.send_test_job"
 MAX_ATTEMPTS = 6
 BACKOFF_SECONDS = (5, 30, 120, 600, 1800)
 MAX_RETRY_DELAY = 3600
@@ -94,7 +101,7 @@ def matching_ids(event: Event, *, left_since: datetime | None = None) -> Select:
     """Active subscriptions the event is for. With `left_since` (the fan-out time) also those that
     stopped being active since: fan-out counted them, so their batch must record them (as gone)
     or the event's counts never add up and it stays "sending" forever."""
-    wanted = Subscription.status == "active"
+    wanted = Subscription.status == SubscriptionStatus.ACTIVE
     component_ids = (event.context or {}).get("component_ids") or []
     if component_ids:
         chosen = select(subscription_components.c.subscription_id).where(
@@ -102,7 +109,8 @@ def matching_ids(event: Event, *, left_since: datetime | None = None) -> Select:
         wanted = and_(wanted, or_(Subscription.all_components.is_(True), Subscription.id.in_(chosen)))
     if left_since is not None:
         # (unsubscribing clears the component filter, so those are matched whatever it was)
-        wanted = or_(wanted, and_(Subscription.status != "active", Subscription.updated_at >= left_since))
+        left = and_(Subscription.status != SubscriptionStatus.ACTIVE, Subscription.updated_at >= left_since)
+        wanted = or_(wanted, left)
     return select(Subscription.id).where(wanted)
 
 
@@ -152,23 +160,23 @@ def _claim_event(event_id: int, from_states: tuple[str, ...], to_state: str) -> 
 
 def fan_out(event_id: int) -> dict[str, Any]:
     """Job: split an event's audience into batch jobs."""
-    if not _claim_event(event_id, ("pending", "dispatched"), "fanning_out"):
+    if not _claim_event(event_id, (EventState.PENDING, EventState.DISPATCHED), EventState.FANNING_OUT):
         return {"event": event_id, "fanned_out": False, "why": "already claimed or finished"}
     event = db.session.get(Event, event_id)
     db.session.refresh(event)
     now = utcnow()
     if event.deliver_after and event.deliver_after > now + timedelta(seconds=1):
         # Too early (debounce window still open): put it back and come again when it closes.
-        event.state = "dispatched"
+        event.state = EventState.DISPATCHED
         db.session.commit()
-        enqueue(FAN_OUT_JOB, event_id, delay=(event.deliver_after - now).total_seconds())
+        enqueue(JobName.FAN_OUT, event_id, delay=(event.deliver_after - now).total_seconds())
         return {"event": event_id, "fanned_out": False, "why": "waiting for the debounce window"}
     try:
         reason = skip_reason(event)
         if reason is None and current_keys() is None:
-            reason = ("skipped", "no VAPID keys configured")
+            reason = (EventState.SKIPPED, "no VAPID keys configured")
     except KeysUnavailable as exc:
-        reason = ("skipped", str(exc)[:200])
+        reason = (EventState.SKIPPED, str(exc)[:200])
     if reason:
         event.state, event.state_reason, event.finished_at = reason[0], reason[1], now
         db.session.commit()
@@ -181,8 +189,8 @@ def fan_out(event_id: int) -> dict[str, Any]:
     batches = enqueue_batches(event)
     finished = _mark_progress(event_id)
     if not finished:
-        db.session.execute(update(Event).where(Event.id == event_id, Event.state == "fanning_out")
-                           .values(state="sending", progress_at=utcnow()))
+        db.session.execute(update(Event).where(Event.id == event_id, Event.state == EventState.FANNING_OUT)
+                           .values(state=EventState.SENDING, progress_at=utcnow()))
         db.session.commit()
     return {"event": event_id, "fanned_out": True, "subscriptions": total, "batches": batches}
 
@@ -208,7 +216,7 @@ def enqueue_batches(event: Event) -> int:
         ids = db.session.execute(page).scalars().all()
         if not ids:
             return batches
-        enqueue(BATCH_JOB, event_id, ids[0], ids[-1], retry=JOB_RETRY)
+        enqueue(JobName.SEND_BATCH, event_id, ids[0], ids[-1], retry=JOB_RETRY)
         batches += 1
         last = ids[-1]
 
@@ -244,7 +252,7 @@ def _claim_new(event: Event, lo: int, hi: int) -> list[int]:
                                    Delivery.subscription_id == Subscription.id).exists()
     )
     # WHERE true: without a WHERE, SQLite parses "ON CONFLICT" as a join constraint of the SELECT.
-    source = select(literal(event.id), candidates.subquery().c.id, literal("sending"), literal(1),
+    source = select(literal(event.id), candidates.subquery().c.id, literal(DeliveryState.SENDING), literal(1),
                     literal(now), literal(now)).where(true())
     stmt = _insert(Delivery).from_select(
         ["event_id", "subscription_id", "outcome", "attempts", "created_at", "updated_at"], source
@@ -258,8 +266,8 @@ def _claim_retries(event_id: int, ids: list[int]) -> list[int]:
     now = utcnow()
     claimed = list(db.session.execute(
         update(Delivery).where(Delivery.event_id == event_id, _id_in(Delivery.subscription_id, ids),
-                               Delivery.outcome == "retry")
-        .values(outcome="sending", attempts=Delivery.attempts + 1, updated_at=now)
+                               Delivery.outcome == DeliveryState.RETRY)
+        .values(outcome=DeliveryState.SENDING, attempts=Delivery.attempts + 1, updated_at=now)
         .returning(Delivery.subscription_id)
     ).scalars())
     db.session.commit()
@@ -292,7 +300,7 @@ def _id_in(column, ids: list[int]):
 def send_batch(event_id: int, lo: int, hi: int, attempt: int = 0, only_ids: list[int] | None = None) -> dict[str, int]:
     """Job: deliver one event to the matching subscriptions with ids in [lo, hi]."""
     event = db.session.get(Event, event_id)
-    if event is None or event.state not in ("fanning_out", "sending"):
+    if event is None or event.state not in DELIVERING_EVENT_STATES:
         return {}
     prepared = _prepare(event)
     claimed = _claim_retries(event_id, only_ids) if only_ids else _claim_new(event, lo, hi)
@@ -305,7 +313,7 @@ def send_batch(event_id: int, lo: int, hi: int, attempt: int = 0, only_ids: list
     db.session.commit()  # end the read transaction: no DB locks are held while we wait on the network
     pushes, gone = [], []
     for sid, endpoint, p256dh, auth, status in subs:
-        if status != "active":
+        if status != SubscriptionStatus.ACTIVE:
             gone.append(sid)  # unsubscribed between claim and send
             continue
         pushes.append(OutgoingPush(sid, endpoint, b64url_decode(p256dh), b64url_decode(auth), prepared.payload,
@@ -331,7 +339,7 @@ def _record_results_when_db_returns(event_id: int, results: list[PushResult], **
                 still_sending = db.session.execute(
                     select(func.count()).select_from(Delivery).where(
                         Delivery.event_id == event_id, Delivery.subscription_id.in_(keys),
-                        Delivery.outcome == "sending")
+                        Delivery.outcome == DeliveryState.SENDING)
                 ).scalar_one()
                 if still_sending < len(keys):  # committed before the connection dropped
                     _mark_progress(event_id)
@@ -400,7 +408,7 @@ def record_results(event_id: int, results: list[PushResult], *, attempt: int, lo
     )
     db.session.commit()
     if retry_ids:
-        enqueue(BATCH_JOB, event_id, lo, hi, attempt + 1, retry_ids, delay=delay)
+        enqueue(JobName.SEND_BATCH, event_id, lo, hi, attempt + 1, retry_ids, delay=delay)
     _mark_progress(event_id)
     return counts
 
@@ -408,7 +416,7 @@ def record_results(event_id: int, results: list[PushResult], *, attempt: int, lo
 def _mark_progress(event_id: int) -> bool:
     """Mark the event done once every targeted subscription has a final outcome."""
     counted = db.session.execute(
-        select(Event.id).where(Event.id == event_id, Event.state.in_(("fanning_out", "sending")),
+        select(Event.id).where(Event.id == event_id, Event.state.in_(DELIVERING_EVENT_STATES),
                                Event.fanned_out_at.is_not(None),
                                Event.sent_count + Event.expired_count + Event.failed_count >= Event.queued_count)
     ).scalar_one_or_none()
@@ -420,11 +428,11 @@ def _mark_progress(event_id: int) -> bool:
         return False
     done = db.session.execute(
         update(Event).where(
-            Event.id == event_id, Event.state.in_(("fanning_out", "sending")), Event.fanned_out_at.is_not(None),
+            Event.id == event_id, Event.state.in_(DELIVERING_EVENT_STATES), Event.fanned_out_at.is_not(None),
             Event.sent_count + Event.expired_count + Event.failed_count >= Event.queued_count,
             ~select(Delivery.id).where(Delivery.event_id == event_id,
-                                       Delivery.outcome.in_(("sending", "retry"))).exists(),
-        ).values(state="done", finished_at=utcnow())
+                                       Delivery.outcome.in_(OPEN_DELIVERY_STATES)).exists(),
+        ).values(state=EventState.DONE, finished_at=utcnow())
     ).rowcount
     db.session.commit()
     return done == 1
@@ -463,20 +471,21 @@ def requeue_stalled() -> int:
     count = 0
     lost_fan_outs = db.session.execute(
         select(Event.id).where(
-            or_(and_(Event.state == "dispatched", Event.deliver_after < stale),
-                and_(Event.state == "fanning_out", Event.progress_at < stale))
+            or_(and_(Event.state == EventState.DISPATCHED, Event.deliver_after < stale),
+                and_(Event.state == EventState.FANNING_OUT, Event.progress_at < stale))
         ).limit(100)
     ).scalars().all()
     for event_id in lost_fan_outs:
-        db.session.execute(update(Event).where(Event.id == event_id).values(state="dispatched", progress_at=now))
+        db.session.execute(update(Event).where(Event.id == event_id)
+                           .values(state=EventState.DISPATCHED, progress_at=now))
         db.session.commit()
-        enqueue(FAN_OUT_JOB, event_id)
+        enqueue(JobName.FAN_OUT, event_id)
         count += 1
     stalled = db.session.execute(
-        select(Event.id).where(Event.state == "sending", Event.progress_at < stale).limit(100)
+        select(Event.id).where(Event.state == EventState.SENDING, Event.progress_at < stale).limit(100)
     ).scalars().all()
     for event_id in stalled:
-        enqueue(RESUME_JOB, event_id)
+        enqueue(JobName.RESUME_EVENT, event_id)
         count += 1
     return count
 
@@ -487,14 +496,15 @@ def resume_event(event_id: int) -> dict[str, int]:
     went out, and a duplicate alert is worse than a missing one (the Topic header and the tag
     would collapse it on most devices, but not all)."""
     event = db.session.get(Event, event_id)
-    if event is None or event.state != "sending":
+    if event is None or event.state != EventState.SENDING:
         return {}
     now = utcnow()
     db.session.execute(update(Event).where(Event.id == event_id).values(progress_at=now))
     interrupted = list(db.session.execute(
-        update(Delivery).where(Delivery.event_id == event_id, Delivery.outcome == "sending",
+        update(Delivery).where(Delivery.event_id == event_id, Delivery.outcome == DeliveryState.SENDING,
                                Delivery.updated_at < now - timedelta(seconds=stall_seconds()))
-        .values(outcome="failed", reason="interrupted: the worker stopped while sending; not resent", updated_at=now)
+        .values(outcome=DeliveryState.FAILED, reason="interrupted: the worker stopped while sending; not resent",
+                updated_at=now)
         .returning(Delivery.subscription_id)
     ).scalars())
     if interrupted:
@@ -504,14 +514,14 @@ def resume_event(event_id: int) -> dict[str, int]:
     batches = enqueue_batches(event)
     overdue_rows = db.session.execute(
         select(Delivery.subscription_id, Delivery.attempts).where(
-            Delivery.event_id == event_id, Delivery.outcome == "retry",
+            Delivery.event_id == event_id, Delivery.outcome == DeliveryState.RETRY,
             Delivery.next_attempt_at < now - timedelta(seconds=60))
     ).all()
     overdue = [row[0] for row in overdue_rows]
     if overdue:
         # Carry the attempt count on, so a lost retry job never resets the MAX_ATTEMPTS budget.
         attempts_so_far = max(row[1] for row in overdue_rows)
-        enqueue(BATCH_JOB, event_id, min(overdue), max(overdue), attempts_so_far, overdue)
+        enqueue(JobName.SEND_BATCH, event_id, min(overdue), max(overdue), attempts_so_far, overdue)
     _mark_progress(event_id)
     return {"interrupted": len(interrupted), "batches": batches, "retries": len(overdue)}
 
@@ -537,7 +547,8 @@ def send_test(subscription_ids: list[int], title: str | None = None, body: str |
     """Send a test push now to the given subscriptions and record what the push service said."""
     payload = test_payload(title, body)
     subs = db.session.execute(
-        select(Subscription).where(Subscription.id.in_(subscription_ids), Subscription.status == "active")
+        select(Subscription).where(Subscription.id.in_(subscription_ids),
+                                   Subscription.status == SubscriptionStatus.ACTIVE)
     ).scalars().all()
     pushes = [OutgoingPush(s.id, s.endpoint, b64url_decode(s.p256dh), b64url_decode(s.auth), payload,
                            ttl=3600, urgency="normal", topic="test") for s in subs]
@@ -563,7 +574,7 @@ def queue_test_push(subscription_id: int) -> None:
     from ..jobs import EnqueueError
 
     try:
-        enqueue(TEST_JOB, subscription_id)
+        enqueue(JobName.SEND_TEST, subscription_id)
     except EnqueueError:
         raise ServiceError("the job queue is unavailable; try again shortly", status_code=503) from None
 
