@@ -15,12 +15,10 @@ from sqlalchemy import select, update
 from .extensions import db
 from .jobs import EnqueueError, JobName, enqueue
 from .models import EVENT_TYPES, Event, EventState
+from .push.retry import retry_policy
 from .timeutil import utcnow
 
 log = logging.getLogger(__name__)
-
-# RQ retries for jobs that die on an exception (e.g. the database was briefly unreachable).
-JOB_RETRY = (3, [10, 60, 300])
 
 
 def record_event(event_type: str, *, incident_id: int | None = None, component_id: int | None = None,
@@ -87,7 +85,7 @@ def dispatch_event(event_id: int) -> bool | None:
     )
     db.session.commit()
     try:
-        enqueue(JobName.FAN_OUT, event_id, delay=delay, retry=JOB_RETRY)
+        enqueue(JobName.FAN_OUT, event_id, delay=delay, retry=retry_policy().job_retry)
     except EnqueueError as exc:
         log.warning("event %s not dispatched yet (%s); the sweeper will retry", event_id, exc)
         db.session.execute(

@@ -257,15 +257,21 @@ def test_server_errors_back_off_then_give_up(rq_app, sim, api):
     _post_incident(api)
     ph.run_worker(rq_app)
     [event] = ph.event_rows(rq_app)
-    delays = []
-    for _ in range(10):  # bounded: MAX_ATTEMPTS is 6
-        if not ph.scheduled_jobs(rq_app):
+    delays, retry_jobs = [], []
+    for _ in range(10):  # bounded: the policy allows 6 attempts
+        scheduled = ph.scheduled_jobs(rq_app)
+        if not scheduled:
             break
+        [(job, _)] = scheduled
+        retry_jobs.append((job.args[3], job.retries_left))
         delivery = ph.delivery_rows(rq_app, event.id)[sub_id]
         delays.append((delivery.next_attempt_at - delivery.updated_at).total_seconds())
         ph.make_due(rq_app)
         ph.run_worker(rq_app)
     assert delays == [5, 30, 120, 600, 1800]  # exponential backoff between the 6 attempts
+    # Each retry job names its attempt (counted from 1, like Delivery.attempts) and, like a first
+    # batch, is re-run by RQ if it raises.
+    assert retry_jobs == [(2, 3), (3, 3), (4, 3), (5, 3), (6, 3)]
     assert len(sim.attempts(sub.token)) == 6
     assert sim.received() == []
     [event] = ph.event_rows(rq_app)

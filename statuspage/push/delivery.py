@@ -17,7 +17,7 @@ import logging
 import ssl
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,9 +26,9 @@ from sqlalchemy import Integer, Select, and_, any_, func, literal, or_, select, 
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import OperationalError
 
-from ..events import JOB_RETRY
+from ..errors import ServiceError
 from ..extensions import db
-from ..jobs import JobName, enqueue
+from ..jobs import EnqueueError, JobName, enqueue
 from ..models import (
     DELIVERING_EVENT_STATES,
     OPEN_DELIVERY_STATES,
@@ -44,16 +44,14 @@ from ..models import (
 from ..timeutil import utcnow
 from .crypto import VapidSigner, b64url_decode
 from .keys import KeysUnavailable, current_keys
+from .retry import retry_policy
 from .sender import OutgoingPush, PushOutcome, PushResult, PushSender
-from .settings import get_settings
+from .settings import absolute_url, badge_url, get_settings, icon_url
 from .subscriptions import is_allowed_endpoint
-from .triggers import build_payload, encode_payload, get_trigger
+from .triggers import build_payload, encode_payload, event_tag, get_trigger
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 6
-BACKOFF_SECONDS = (5, 30, 120, 600, 1800)
-MAX_RETRY_DELAY = 3600
 # Pauses while waiting for the database to come back before recording a batch's results.
 RECORD_RETRY_PAUSES = (0.5, 1, 2, 4, 8, 15)
 STALL_SECONDS = 300  # default of the PUSH_STALL_SECONDS config key
@@ -61,6 +59,11 @@ ALERT_WINDOW = timedelta(minutes=10)
 COMPONENT_EVENTS = ("component.down", "component.recovered")
 
 _senders: dict[tuple, PushSender] = {}
+
+
+def _enqueue(job: JobName, *args: Any, delay: float = 0.0) -> None:
+    """Enqueue a delivery job; the queue re-runs it if it raises (the retry policy's job_retry)."""
+    enqueue(job, *args, delay=delay, retry=retry_policy().job_retry)
 
 
 # --- the sender ---------------------------------------------------------------------------
@@ -169,7 +172,7 @@ def fan_out(event_id: int) -> dict[str, Any]:
         # Too early (debounce window still open): put it back and come again when it closes.
         event.state = EventState.DISPATCHED
         db.session.commit()
-        enqueue(JobName.FAN_OUT, event_id, delay=(event.deliver_after - now).total_seconds())
+        _enqueue(JobName.FAN_OUT, event_id, delay=(event.deliver_after - now).total_seconds())
         return {"event": event_id, "fanned_out": False, "why": "waiting for the debounce window"}
     try:
         reason = skip_reason(event)
@@ -216,7 +219,7 @@ def enqueue_batches(event: Event) -> int:
         ids = db.session.execute(page).scalars().all()
         if not ids:
             return batches
-        enqueue(JobName.SEND_BATCH, event_id, ids[0], ids[-1], retry=JOB_RETRY)
+        _enqueue(JobName.SEND_BATCH, event_id, ids[0], ids[-1])
         batches += 1
         last = ids[-1]
 
@@ -238,8 +241,6 @@ def _prepare(event: Event) -> _Prepared:
 def _topic(event: Event) -> str:
     # Topic (RFC 8030 §5.4) makes the push service replace an undelivered older message of the
     # same incident or component, so an offline phone wakes up to the latest state only.
-    from .triggers import event_tag
-
     return event_tag(event)
 
 
@@ -263,6 +264,8 @@ def _claim_new(event: Event, lo: int, hi: int) -> list[int]:
 
 
 def _claim_retries(event_id: int, ids: list[int]) -> list[int]:
+    """Claim the deliveries waiting for a retry (those still in state retry) and count the
+    attempt: ``Delivery.attempts`` becomes the number of the attempt about to be made."""
     now = utcnow()
     claimed = list(db.session.execute(
         update(Delivery).where(Delivery.event_id == event_id, _id_in(Delivery.subscription_id, ids),
@@ -297,8 +300,11 @@ def _id_in(column, ids: list[int]):
     return column.in_(ids)
 
 
-def send_batch(event_id: int, lo: int, hi: int, attempt: int = 0, only_ids: list[int] | None = None) -> dict[str, int]:
-    """Job: deliver one event to the matching subscriptions with ids in [lo, hi]."""
+def send_batch(event_id: int, lo: int, hi: int, attempt: int = 1, only_ids: list[int] | None = None) -> dict[str, int]:
+    """Job: deliver one event to the matching subscriptions with ids in [lo, hi].
+
+    ``attempt`` is the number of this attempt (1 for the first send, as ``Delivery.attempts``
+    counts); a retry job names the deferred subscriptions in ``only_ids``."""
     event = db.session.get(Event, event_id)
     if event is None or event.state not in DELIVERING_EVENT_STATES:
         return {}
@@ -353,53 +359,100 @@ def _record_results_when_db_returns(event_id: int, results: list[PushResult], **
     raise error
 
 
-def record_results(event_id: int, results: list[PushResult], *, attempt: int, lo: int, hi: int) -> dict[str, int]:
-    now = utcnow()
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    retry_ids: list[int] = []
-    retry_after = 0.0
-    retry_groups: dict[tuple, list[int]] = defaultdict(list)
-    counts = {"sent": 0, "expired": 0, "failed": 0, "retry": 0}
+@dataclass
+class SortedResults:
+    """A batch's results as they are written: final outcomes grouped by (outcome, status code,
+    reason), deferred ones grouped by (status code, reason), and the counts per outcome."""
+
+    final: dict[tuple[DeliveryState, int | None, str], list[int]] = field(default_factory=lambda: defaultdict(list))
+    retries: dict[tuple[int | None, str], list[int]] = field(default_factory=lambda: defaultdict(list))
+    retry_after: float = 0.0  # the longest Retry-After among the deferred
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("sent", "expired", "failed", "retry"), 0))
+
+    @property
+    def retry_ids(self) -> list[int]:
+        return [sid for ids in self.retries.values() for sid in ids]
+
+
+def classify_results(results: list[PushResult], attempt: int | None) -> SortedResults:
+    """Sort results by what happens next. A deferred push (RETRY) is retried unless the policy
+    is exhausted at ``attempt``, when it fails with its last reason; with ``attempt`` None (a test
+    push, which is never retried) it is left out."""
+    policy = retry_policy()
+    out = SortedResults()
     for r in results:
         if r.outcome is PushOutcome.RETRY:
-            if attempt + 1 < MAX_ATTEMPTS:
-                retry_ids.append(r.key)
-                retry_after = max(retry_after, r.retry_after or 0.0)
-                retry_groups[(r.status, r.reason[:280])].append(r.key)
-                counts["retry"] += 1
+            if attempt is None:
                 continue
-            r = PushResult(r.key, PushOutcome.FAILED, r.status, f"gave up after {MAX_ATTEMPTS} attempts: {r.reason}")
-        groups[(r.outcome.value, r.status, r.reason[:300])].append(r.key)
-        counts[r.outcome.value] += 1
+            if not policy.exhausted(attempt):
+                out.retries[(r.status, r.reason[:280])].append(r.key)
+                out.retry_after = max(out.retry_after, r.retry_after or 0.0)
+                out.counts["retry"] += 1
+                continue
+            r = PushResult(r.key, PushOutcome.FAILED, r.status,
+                           f"gave up after {policy.max_attempts} attempts: {r.reason}")
+        out.final[(DeliveryState(r.outcome), r.status, r.reason[:300])].append(r.key)
+        out.counts[r.outcome.value] += 1
+    return out
+
+
+def write_final_outcomes(final: dict[tuple[DeliveryState, int | None, str], list[int]], now: datetime, *,
+                         event_id: int | None = None, default_reason: str = "delivery failed") -> None:
+    """Write what the push services said, in bulk: the event's delivery rows (with ``event_id``),
+    the subscriptions (sent -> last active now, expired -> never contacted again) and the admin
+    alerts for failures. Batch jobs and test pushes both come here; the caller commits."""
     # synchronize_session=False: the session holds none of these rows, and the default would fetch
     # every updated id back to look for them (most of this job's own CPU for a 1000-row batch).
-    for (outcome, status, reason), ids in groups.items():
-        db.session.execute(
-            update(Delivery).where(Delivery.event_id == event_id, _id_in(Delivery.subscription_id, ids))
-            .values(outcome=outcome, status_code=status, reason=reason or None, updated_at=now, next_attempt_at=None),
-            execution_options=_BULK,
-        )
-        if outcome == "sent":
-            db.session.execute(update(Subscription).where(_id_in(Subscription.id, ids)).values(last_active_at=now),
-                               execution_options=_BULK)
-        elif outcome == "expired":
-            db.session.execute(
-                update(Subscription).where(_id_in(Subscription.id, ids), Subscription.status == "active")
-                .values(status="expired", status_reason=f"push service answered {status}", updated_at=now),
-                execution_options=_BULK,
-            )
-        elif outcome == "failed":
-            record_alert(reason or "delivery failed", count=len(ids))
-    if retry_ids:
-        delay = min(MAX_RETRY_DELAY, max(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)], retry_after))
-        for (status, reason), ids in retry_groups.items():
-            # Keep the push service's answer so admins can see why a delivery is waiting.
+    for (outcome, status, reason), ids in final.items():
+        if event_id is not None:
             db.session.execute(
                 update(Delivery).where(Delivery.event_id == event_id, _id_in(Delivery.subscription_id, ids))
-                .values(outcome="retry", next_attempt_at=now + timedelta(seconds=delay), updated_at=now,
-                        status_code=status, reason=f"will retry: {reason}" if reason else None),
+                .values(outcome=outcome, status_code=status, reason=reason or None, updated_at=now,
+                        next_attempt_at=None),
                 execution_options=_BULK,
             )
+        if outcome == DeliveryState.SENT:
+            db.session.execute(update(Subscription).where(_id_in(Subscription.id, ids)).values(last_active_at=now),
+                               execution_options=_BULK)
+        elif outcome == DeliveryState.EXPIRED:
+            db.session.execute(
+                update(Subscription).where(_id_in(Subscription.id, ids),
+                                           Subscription.status == SubscriptionStatus.ACTIVE)
+                .values(status=SubscriptionStatus.EXPIRED, status_reason=f"push service answered {status}",
+                        updated_at=now),
+                execution_options=_BULK,
+            )
+        elif outcome == DeliveryState.FAILED:
+            record_alert(reason or default_reason, count=len(ids))
+
+
+def schedule_retries(event_id: int, sorted_results: SortedResults, attempt: int, now: datetime) -> float:
+    """Put the deferred deliveries in state retry until the policy's delay has passed, keeping the
+    push service's answer so admins see why they wait; returns the delay. The caller commits and
+    then enqueues the retry job (``_enqueue_retry``)."""
+    delay = retry_policy().delay(attempt, sorted_results.retry_after)
+    for (status, reason), ids in sorted_results.retries.items():
+        db.session.execute(
+            update(Delivery).where(Delivery.event_id == event_id, _id_in(Delivery.subscription_id, ids))
+            .values(outcome=DeliveryState.RETRY, next_attempt_at=now + timedelta(seconds=delay), updated_at=now,
+                    status_code=status, reason=f"will retry: {reason}" if reason else None),
+            execution_options=_BULK,
+        )
+    return delay
+
+
+def _enqueue_retry(event_id: int, ids: list[int], next_attempt: int, delay: float = 0.0) -> None:
+    _enqueue(JobName.SEND_BATCH, event_id, min(ids), max(ids), next_attempt, ids, delay=delay)
+
+
+def record_results(event_id: int, results: list[PushResult], *, attempt: int, lo: int, hi: int) -> dict[str, int]:
+    """Classify a batch's results, write the final ones, schedule the deferred ones, count."""
+    now = utcnow()
+    sorted_results = classify_results(results, attempt)
+    write_final_outcomes(sorted_results.final, now, event_id=event_id)
+    retry_ids = sorted_results.retry_ids
+    delay = schedule_retries(event_id, sorted_results, attempt, now) if retry_ids else 0.0
+    counts = sorted_results.counts
     db.session.execute(
         update(Event).where(Event.id == event_id).values(
             sent_count=Event.sent_count + counts["sent"], expired_count=Event.expired_count + counts["expired"],
@@ -408,7 +461,7 @@ def record_results(event_id: int, results: list[PushResult], *, attempt: int, lo
     )
     db.session.commit()
     if retry_ids:
-        enqueue(JobName.SEND_BATCH, event_id, lo, hi, attempt + 1, retry_ids, delay=delay)
+        _enqueue_retry(event_id, retry_ids, attempt + 1, delay)
     _mark_progress(event_id)
     return counts
 
@@ -479,13 +532,13 @@ def requeue_stalled() -> int:
         db.session.execute(update(Event).where(Event.id == event_id)
                            .values(state=EventState.DISPATCHED, progress_at=now))
         db.session.commit()
-        enqueue(JobName.FAN_OUT, event_id)
+        _enqueue(JobName.FAN_OUT, event_id)
         count += 1
     stalled = db.session.execute(
         select(Event.id).where(Event.state == EventState.SENDING, Event.progress_at < stale).limit(100)
     ).scalars().all()
     for event_id in stalled:
-        enqueue(JobName.RESUME_EVENT, event_id)
+        _enqueue(JobName.RESUME_EVENT, event_id)
         count += 1
     return count
 
@@ -519,9 +572,8 @@ def resume_event(event_id: int) -> dict[str, int]:
     ).all()
     overdue = [row[0] for row in overdue_rows]
     if overdue:
-        # Carry the attempt count on, so a lost retry job never resets the MAX_ATTEMPTS budget.
-        attempts_so_far = max(row[1] for row in overdue_rows)
-        enqueue(JobName.SEND_BATCH, event_id, min(overdue), max(overdue), attempts_so_far, overdue)
+        # Carry the attempt count on, so a lost retry job never resets the policy's attempt budget.
+        _enqueue_retry(event_id, overdue, max(row[1] for row in overdue_rows) + 1)
     _mark_progress(event_id)
     return {"interrupted": len(interrupted), "batches": batches, "retries": len(overdue)}
 
@@ -529,12 +581,8 @@ def resume_event(event_id: int) -> dict[str, int]:
 # --- test pushes --------------------------------------------------------------------------
 
 def test_payload(title: str | None = None, body: str | None = None) -> bytes:
-    from .settings import absolute_url, badge_url, icon_url
-
     settings = get_settings()
     site = current_app.config["SITE_NAME"]
-    import time
-
     return encode_payload({
         "title": title or f"{site}: test notification",
         "body": body or f"Push notifications from {site} work on this device.",
@@ -544,7 +592,8 @@ def test_payload(title: str | None = None, body: str | None = None) -> bytes:
 
 
 def send_test(subscription_ids: list[int], title: str | None = None, body: str | None = None) -> list[PushResult]:
-    """Send a test push now to the given subscriptions and record what the push service said."""
+    """Send a test push now to the given subscriptions and record what the push service said
+    (the same write step as a batch's, without delivery rows: a test belongs to no event)."""
     payload = test_payload(title, body)
     subs = db.session.execute(
         select(Subscription).where(Subscription.id.in_(subscription_ids),
@@ -553,16 +602,7 @@ def send_test(subscription_ids: list[int], title: str | None = None, body: str |
     pushes = [OutgoingPush(s.id, s.endpoint, b64url_decode(s.p256dh), b64url_decode(s.auth), payload,
                            ttl=3600, urgency="normal", topic="test") for s in subs]
     results = get_sender().send_all(pushes)
-    now = utcnow()
-    by_id = {s.id: s for s in subs}
-    for r in results:
-        sub = by_id[r.key]
-        if r.outcome is PushOutcome.SENT:
-            sub.last_active_at = now
-        elif r.outcome is PushOutcome.EXPIRED:
-            sub.status, sub.status_reason, sub.updated_at = "expired", f"push service answered {r.status}", now
-        elif r.outcome is PushOutcome.FAILED:
-            record_alert(r.reason or "test push failed")
+    write_final_outcomes(classify_results(results, None).final, utcnow(), default_reason="test push failed")
     db.session.commit()
     return results
 
@@ -570,9 +610,6 @@ def send_test(subscription_ids: list[int], title: str | None = None, body: str |
 def queue_test_push(subscription_id: int) -> None:
     """Queue a test push to one subscription (the admin UI, the admin API and the visitor's
     "Send me a test" all come here); a 503 service error when the queue is unreachable."""
-    from ..errors import ServiceError
-    from ..jobs import EnqueueError
-
     try:
         enqueue(JobName.SEND_TEST, subscription_id)
     except EnqueueError:
