@@ -204,7 +204,7 @@ class _Connection(asyncio.BufferedProtocol):
         if encoding is not None:
             self.until_close = encoding.rsplit(",", 1)[-1].strip().lower() != "chunked"
         else:
-            self.until_close = "content-length" not in headers
+            self.until_close = not dict.__contains__(headers, "content-length")
         if self.until_close:
             self.reusable = False  # everything until EOF is the body
 
@@ -393,9 +393,8 @@ class HTTP1Transport:
     def submit(self, origin: Origin, authority: str, path: str, headers: Sequence[tuple[str, str]], body: bytes,
                deadline: float, on_done: OnDone) -> _Request:
         # Callers build path, authority and header values from checked parts only (no CR/LF).
-        head = "".join([f"POST {path} HTTP/1.1\r\nHost: {authority}\r\n",
-                        *[f"{name}: {value}\r\n" for name, value in headers],
-                        f"Content-Length: {len(body)}\r\n\r\n"])
+        head = "".join((f"POST {path} HTTP/1.1\r\nHost: {authority}\r\n", "\r\n".join(map(": ".join, headers)),
+                        f"\r\nContent-Length: {len(body)}\r\n\r\n"))
         req = _Request(head.encode("latin-1") + body, on_done, deadline, time.monotonic())
         pool = self._pools.get(origin)
         if pool is None:

@@ -48,7 +48,9 @@ log = logging.getLogger(__name__)
 __all__ = ["OutgoingPush", "PushOutcome", "PushResult", "PushSender", "classify",
            "parse_retry_after"]
 
-_USER_AGENT = "statuspage-push/1"
+_USER_AGENT = ("User-Agent", "statuspage-push/1")
+_ENCODING = ("Content-Encoding", "aes128gcm")
+_CONTENT_TYPE = ("Content-Type", "application/octet-stream")
 
 
 class PushOutcome(enum.StrEnum):
@@ -401,11 +403,9 @@ class PushSender:
         except ValueError as exc:
             return PushResult(push.key, PushOutcome.FAILED, None, f"cannot encrypt: {exc}")
         urgency = push.urgency if push.urgency in _URGENCIES else "normal"
-        headers = [("User-Agent", _USER_AGENT), ("TTL", str(max(0, int(push.ttl)))), ("Urgency", urgency)]
-        if push.topic:
-            headers.append(("Topic", self._topic(push.topic)))
-        headers += (("Content-Encoding", "aes128gcm"), ("Content-Type", "application/octet-stream"),
-                    ("Authorization", authorization))
+        headers = (_USER_AGENT, ("TTL", str(max(0, int(push.ttl)))), ("Urgency", urgency),
+                   *((("Topic", self._topic(push.topic)),) if push.topic else ()),
+                   _ENCODING, _CONTENT_TYPE, ("Authorization", authorization))
         return transport.submit(target.origin, target.host_header, target.path, headers, body,
                                 time.monotonic() + self.timeout, on_done)
 
