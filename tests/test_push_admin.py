@@ -213,7 +213,9 @@ def test_send_test_button_queues_a_push_that_reaches_the_browser(rq_app, sim, ap
 
     page = _page(browser, "/admin/subscriptions")
     browser.post(f"/admin/subscriptions/{gone_id}/test", data={"csrf_token": _csrf(page)})
-    assert "Only active subscriptions can receive a test." in _flashes(_page(browser, "/admin/subscriptions"))
+    # One message for the same refusal, in the admin UI, the admin API and the visitor API.
+    refusal = f"subscription {gone_id} is unsubscribed; only active subscriptions can receive a test push"
+    assert refusal in _flashes(_page(browser, "/admin/subscriptions"))
     # Without the CSRF token the form is refused (and nothing is queued: see the count below).
     assert browser.post(f"/admin/subscriptions/{sub_id}/test").status_code == 303
     assert "Your form expired" in _flashes(_page(browser, "/admin/subscriptions"))
@@ -222,7 +224,9 @@ def test_send_test_button_queues_a_push_that_reaches_the_browser(rq_app, sim, ap
     r = api.post(f"/api/v1/subscriptions/{sub_id}/test")
     assert r.status_code == 202 and r.json == {"queued": True, "subscription": sub_id}
     r = api.post(f"/api/v1/subscriptions/{gone_id}/test")
-    assert r.status_code == 400 and "unsubscribed" in r.json["error"]
+    assert (r.status_code, r.json["error"]) == (400, refusal)
+    r = api.client.post("/api/push/test", json={"endpoint": gone.endpoint})
+    assert (r.status_code, r.json["error"]) == (400, refusal)
     assert api.post("/api/v1/subscriptions/999999/test").status_code == 404
     ph.run_worker(rq_app)
     assert len(sim.received(sub.token)) == 2 and sim.received(gone.token) == []

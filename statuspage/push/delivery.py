@@ -26,7 +26,7 @@ from sqlalchemy import Integer, Select, and_, any_, func, literal, or_, select, 
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import OperationalError
 
-from ..errors import ServiceError
+from ..errors import ServiceError, ValidationError
 from ..extensions import db
 from ..jobs import EnqueueError, JobName, enqueue
 from ..models import (
@@ -96,6 +96,14 @@ def get_sender() -> PushSender:
                             ssl_context=ssl_context)
         _senders[cache_key] = sender
     return sender
+
+
+def close_senders() -> None:
+    """Close every cached sender (their connections and loop threads); the next job makes new ones."""
+    senders = list(_senders.values())
+    _senders.clear()
+    for sender in senders:
+        sender.close()
 
 
 # --- which subscriptions an event goes to ------------------------------------------------------
@@ -607,11 +615,15 @@ def send_test(subscription_ids: list[int], title: str | None = None, body: str |
     return results
 
 
-def queue_test_push(subscription_id: int) -> None:
+def queue_test_push(subscription: Subscription) -> None:
     """Queue a test push to one subscription (the admin UI, the admin API and the visitor's
-    "Send me a test" all come here); a 503 service error when the queue is unreachable."""
+    "Send me a test" all come here): a 400 service error when it is not active, a 503 when the
+    queue is unreachable."""
+    if subscription.status != SubscriptionStatus.ACTIVE:
+        raise ValidationError(f"subscription {subscription.id} is {subscription.status}; "
+                              "only active subscriptions can receive a test push")
     try:
-        enqueue(JobName.SEND_TEST, subscription_id)
+        enqueue(JobName.SEND_TEST, subscription.id)
     except EnqueueError:
         raise ServiceError("the job queue is unavailable; try again shortly", status_code=503) from None
 
