@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -28,24 +27,10 @@ from statuspage.push import delivery
 from statuspage.push.retry import RetryPolicy
 from statuspage.push.simulator import PushSimulator
 from tests.conftest import PG_ADMIN_URL, TEST_SECRET, Api, create_admin_token, make_app
-from tests.hardening_support import PrivateRedis, close_senders, sim_subscription
+from tests.hardening_support import PrivateRedis, sim_subscription
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[PushSimulator]:
-    with PushSimulator() as s:
-        yield s
-
-
-@pytest.fixture(autouse=True)
-def _reset(sim):
-    sim.reset()
-    yield
-    sim.reset()
-    close_senders()
 
 
 def _db_name(pg_database: str) -> str:

@@ -9,8 +9,8 @@ import pytest
 from statuspage.config import ConfigError
 from statuspage.jobs import run_delayed_jobs
 from statuspage.push.retry import RetryPolicy, retry_policy
-from tests import pushhelpers as ph
 from tests.conftest import make_app
+from tests.push import helpers as ph
 
 
 def test_delay_follows_the_backoff_step_of_each_attempt_and_repeats_the_last():

@@ -29,11 +29,7 @@ from statuspage.push.crypto import (
 )
 from statuspage.push.sender import OutgoingPush, PushOutcome, PushSender
 from statuspage.push.simulator import PushSimulator, SimSubscription
-
-try:
-    import pushhelpers as ph
-except ImportError:  # tests/ imported as a package
-    from tests import pushhelpers as ph
+from tests.push import helpers as ph
 
 SUBJECT = "mailto:ops@status.example"
 SUBSCRIBERS = 120

@@ -1,6 +1,7 @@
-"""Shared pieces of the push delivery tests: apps wired to the push-service simulator (eager jobs
-or the real RQ worker on real Redis), subscribing through the public API, running a burst worker,
-moving RQ's scheduled jobs forward in time, and reading rows back."""
+"""Plain helpers of the push tests (fixtures are in tests/push/conftest.py): apps wired to the
+push-service simulator (eager jobs or the real RQ worker on real Redis), subscribing through the
+public API, running a burst worker, moving RQ's scheduled jobs forward in time, reading rows back.
+Import it as `from tests.push import helpers as ph`."""
 from __future__ import annotations
 
 import os
@@ -21,15 +22,12 @@ from sqlalchemy import select
 from statuspage.extensions import db
 from statuspage.models import Delivery, Event, Subscription
 from statuspage.push.crypto import b64url_encode, public_key_b64
+from statuspage.push.delivery import close_senders
 from statuspage.push.simulator import PushSimulator, SimSubscription
-
-try:  # tests/ is a plain directory (conftest importable as `conftest`) or a package
-    from conftest import TEST_SECRET, Api, _dispose, create_admin_token, make_app
-except ImportError:  # pragma: no cover - depends on how pytest imported tests/
-    from tests.conftest import TEST_SECRET, Api, _dispose, create_admin_token, make_app
+from tests.conftest import TEST_SECRET, Api, _dispose, create_admin_token, make_app
 
 __all__ = [
-    "PUSH_REDIS_URL", "TEST_SECRET", "Api", "RedisServer", "browser_subscription", "build_app", "close_senders",
+    "PUSH_REDIS_URL", "TEST_SECRET", "Api", "RedisServer", "browser_subscription", "build_app",
     "create_admin_token", "delivery_rows", "dispose", "event_rows", "free_port", "generate_keys", "make_app",
     "make_due", "queue", "run_worker", "scheduled_jobs", "sub_row", "subscribe", "time_travel_events",
 ]
@@ -53,16 +51,6 @@ def build_app(kind: str, tmp_path, pg_database: str, sim: PushSimulator | None, 
         config.update(REDIS_URL=redis_url, JOBS_EAGER=False, RQ_QUEUE=f"push-test-{secrets.token_hex(4)}")
     config.update(overrides)
     return make_app(url, tmp_path, **config)
-
-
-def close_senders() -> None:
-    """Stop the pooled senders the delivery module caches per key/config (one per test app)."""
-    from statuspage.push import delivery
-
-    senders = getattr(delivery, "_senders", {})
-    for sender in list(senders.values()):
-        sender.close()
-    senders.clear()
 
 
 def dispose(app) -> None:
