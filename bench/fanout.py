@@ -8,7 +8,7 @@ What it does, on this machine only (nothing leaves 127.0.0.1):
 1. Starts ``bench/mockpush.py``, a lean HTTPS push service in its own process(es): self-signed
    certificate, keep-alive, optional latency per request, answers 201 after checking the Web
    Push headers. (Full decryption and VAPID verification of the same send path is the job of
-   ``tests/test_fast_path.py`` with the project's simulator.)
+   ``tests/push/test_fast_path.py`` with the project's simulator.)
 2. Creates a PostgreSQL database of its own (``statuspage_bench``; dropped at the end), runs the
    migrations, and bulk-loads N subscriptions whose p256dh/auth are real P-256 public keys and
    random auth secrets (generated once and cached in ``bench/out/``), all pointing at the mock.

@@ -6,7 +6,7 @@ that every push carries the Web Push headers (TTL, ``Content-Encoding: aes128gcm
 ``Content-Type``, a VAPID ``Authorization`` in any form RFC 8292 allows) and a body of
 104..4096 bytes, and
 answers ``201 Created`` (after ``--latency-ms`` if given). It does not decrypt: the project's own
-simulator (``statuspage.push.simulator``) proves in ``tests/test_fast_path.py`` that the very same
+simulator (``statuspage.push.simulator``) proves in ``tests/push/test_fast_path.py`` that the very same
 send path produces messages a push service verifies and decrypts.
 
 Run: ``python bench/mockpush.py --port 8443 --cert cert.pem --key key.pem [--latency-ms 20]``.

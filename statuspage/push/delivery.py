@@ -9,7 +9,11 @@ send_batch(event_id, lo, hi) claims (event, subscription) delivery rows with one
                              the outcomes in bulk.
 
 Every job re-reads state from the database and is safe to run twice; the sweeper uses that to
-recover from lost jobs and dead workers.
+recover from lost jobs and dead workers. A batch's results are classified (``classify_results``),
+the final ones written in bulk (``write_final_outcomes``, which test pushes use too) and the
+deferred ones scheduled again (``schedule_retries``) as ``retry.RetryPolicy`` says; attempts count
+from 1, as ``Delivery.attempts`` does. Event and delivery states are ``models.EventState`` and
+``models.DeliveryState``; job names are ``jobs.JobName``.
 """
 from __future__ import annotations
 

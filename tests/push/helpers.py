@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-import subprocess
 import time
 from datetime import timedelta
 from typing import Any
@@ -27,7 +26,7 @@ from statuspage.push.simulator import PushSimulator, SimSubscription
 from tests.conftest import TEST_SECRET, Api, _dispose, create_admin_token, make_app
 
 __all__ = [
-    "PUSH_REDIS_URL", "TEST_SECRET", "Api", "RedisServer", "browser_subscription", "build_app",
+    "PUSH_REDIS_URL", "TEST_SECRET", "Api", "browser_subscription", "build_app",
     "create_admin_token", "delivery_rows", "dispose", "event_rows", "free_port", "generate_keys", "make_app",
     "make_due", "queue", "run_worker", "scheduled_jobs", "sub_row", "subscribe", "time_travel_events",
 ]
@@ -167,37 +166,3 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class RedisServer:
-    """A redis-server of the test's own on a free port, so the test can stop and restart it."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        conn = Redis.from_url(self.url, socket_connect_timeout=0.5)
-        for _ in range(100):  # readiness, bounded: up to ~5 s
-            try:
-                conn.ping()
-                return self
-            except RedisConnectionError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"redis-server exited with {self.proc.returncode}") from None
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        self.proc = None

@@ -17,6 +17,7 @@ from statuspage.models import AdminAlert, Delivery, Event
 from statuspage.push.crypto import b64url_decode
 from statuspage.push.simulator import PushSimulator
 from statuspage.worker import AppWorker
+from tests.hardening_support import PrivateRedis
 from tests.push import helpers as ph
 
 BATCH_JOB = JobName.SEND_BATCH
@@ -491,10 +492,9 @@ def test_component_down_waits_in_rq_scheduler_for_the_debounce_window(rq_app, si
 # --- Redis down while an admin posts -------------------------------------------------------------
 
 @pytest.fixture
-def own_redis() -> Iterator[ph.RedisServer]:
-    server = ph.RedisServer().start()
-    yield server
-    server.stop()
+def own_redis(tmp_path) -> Iterator[PrivateRedis]:
+    with PrivateRedis(tmp_path) as server:
+        yield server
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
