@@ -376,7 +376,7 @@ class SortedResults:
     """A batch's results as they are written: final outcomes grouped by (outcome, status code,
     reason), deferred ones grouped by (status code, reason), and the counts per outcome."""
 
-    final: dict[tuple[DeliveryState, int | None, str], list[int]] = field(default_factory=lambda: defaultdict(list))
+    final: dict[tuple[PushOutcome, int | None, str], list[int]] = field(default_factory=lambda: defaultdict(list))
     retries: dict[tuple[int | None, str], list[int]] = field(default_factory=lambda: defaultdict(list))
     retry_after: float = 0.0  # the longest Retry-After among the deferred
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("sent", "expired", "failed", "retry"), 0))
@@ -403,19 +403,20 @@ def classify_results(results: list[PushResult], attempt: int | None) -> SortedRe
                 continue
             r = PushResult(r.key, PushOutcome.FAILED, r.status,
                            f"gave up after {policy.max_attempts} attempts: {r.reason}")
-        out.final[(DeliveryState(r.outcome), r.status, r.reason[:300])].append(r.key)
+        out.final[(r.outcome, r.status, r.reason[:300])].append(r.key)
         out.counts[r.outcome.value] += 1
     return out
 
 
-def write_final_outcomes(final: dict[tuple[DeliveryState, int | None, str], list[int]], now: datetime, *,
+def write_final_outcomes(final: dict[tuple[PushOutcome, int | None, str], list[int]], now: datetime, *,
                          event_id: int | None = None, default_reason: str = "delivery failed") -> None:
     """Write what the push services said, in bulk: the event's delivery rows (with ``event_id``),
     the subscriptions (sent -> last active now, expired -> never contacted again) and the admin
     alerts for failures. Batch jobs and test pushes both come here; the caller commits."""
     # synchronize_session=False: the session holds none of these rows, and the default would fetch
     # every updated id back to look for them (most of this job's own CPU for a 1000-row batch).
-    for (outcome, status, reason), ids in final.items():
+    for (pushed, status, reason), ids in final.items():
+        outcome = DeliveryState(pushed)  # a final PushOutcome is the delivery's final state
         if event_id is not None:
             db.session.execute(
                 update(Delivery).where(Delivery.event_id == event_id, _id_in(Delivery.subscription_id, ids))
