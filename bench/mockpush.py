@@ -3,9 +3,10 @@
 It shares the machine's cores with the workers, PostgreSQL and Redis, so it is a bare asyncio
 protocol on uvloop rather than a web framework: it parses HTTP/1.1 keep-alive requests, checks
 that every push carries the Web Push headers (TTL, ``Content-Encoding: aes128gcm``,
-``Content-Type``, ``Authorization: vapid t=...,k=...``) and a body of 104..4096 bytes, and
+``Content-Type``, a VAPID ``Authorization`` in any form RFC 8292 allows) and a body of
+104..4096 bytes, and
 answers ``201 Created`` (after ``--latency-ms`` if given). It does not decrypt: the project's own
-simulator (``statuspage.push.simulator``) proves in ``tests/test_fast_path.py`` that the very same
+simulator (``statuspage.push.simulator``) proves in ``tests/push/test_fast_path.py`` that the very same
 send path produces messages a push service verifies and decrypts.
 
 Run: ``python bench/mockpush.py --port 8443 --cert cert.pem --key key.pem [--latency-ms 20]``.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import signal
 import socket
 import ssl
@@ -25,6 +27,35 @@ import sys
 _REQUIRED = (b"ttl", b"content-encoding", b"authorization")
 _MIN_BODY = 16 + 4 + 1 + 65 + 1 + 16  # aes128gcm header + delimiter + tag: an empty message
 _MAX_BODY = 4096
+
+# One auth-param of RFC 9110 section 11.2: a name, "=" with optional spaces, a token or a quoted string.
+_AUTH_PARAM = re.compile(rb'[ \t]*([A-Za-z]+)[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|[^ \t,"]+)[ \t]*')
+
+
+def vapid_params(value: bytes) -> dict[bytes, bytes] | None:
+    """t and k of a VAPID Authorization header, or None when it is not one.
+
+    Every form RFC 8292 allows: the scheme in any case, t and k in either order, separated by a
+    comma with or without spaces (Node's web-push sends ``vapid t=..., k=...``), values as
+    tokens or quoted strings. JWTs and base64url keys contain no comma, so splitting on commas is
+    exact."""
+    if value.startswith(b"vapid t=") and value.count(b",") == 1 and b" " not in value[6:] \
+            and b'"' not in value and b"\t" not in value:  # what this project sends: no regex
+        t, sep, k = value[8:].partition(b",k=")
+        if sep and t and k:
+            return {b"t": t, b"k": k}
+    scheme, _, rest = value.strip().partition(b" ")
+    if scheme.lower() != b"vapid":
+        return None
+    params: dict[bytes, bytes] = {}
+    for item in rest.split(b","):
+        match = _AUTH_PARAM.fullmatch(item)
+        if match is None:
+            return None
+        raw = match[2]
+        params[match[1].lower()] = raw[1:-1] if raw.startswith(b'"') else raw
+    return params if params.get(b"t") and params.get(b"k") else None
+
 
 stats = {"requests": 0, "created": 0, "rejected": 0, "connections": 0, "bytes": 0}
 
@@ -105,8 +136,8 @@ class PushProtocol(asyncio.BufferedProtocol):
         else:
             if headers[b"content-encoding"].lower() != b"aes128gcm":
                 problem = b"content-encoding must be aes128gcm"
-            elif not headers[b"authorization"].startswith(b"vapid t=") or b",k=" not in headers[b"authorization"]:
-                problem = b"authorization must be vapid t=...,k=..."
+            elif vapid_params(headers[b"authorization"]) is None:
+                problem = b"authorization must be vapid t=<jwt>, k=<key> (RFC 8292)"
             elif not headers[b"ttl"].isdigit():
                 problem = b"bad ttl"
             elif not _MIN_BODY <= length <= _MAX_BODY:

@@ -6,13 +6,11 @@
  */
 'use strict';
 
-importScripts('/static/js/push-store.js'); /* global StatusPushStore */
+importScripts('/static/js/push-shared.js'); /* global StatusPush */
 
 const DEFAULT_TITLE = 'Status update';
 const DEFAULT_ICON = '/static/icons/icon-192.png';
 const DEFAULT_BADGE = '/static/icons/badge-96.png';
-const SUBSCRIPTIONS_URL = '/api/push/subscriptions';
-const PUBLIC_KEY_URL = '/api/push/public-key';
 
 self.addEventListener('install', () => {
   self.skipWaiting();
@@ -132,57 +130,32 @@ self.addEventListener('notificationclick', (event) => {
 
 /* ---------- pushsubscriptionchange ---------- */
 
-function b64urlToBytes(s) {
-  const pad = '='.repeat((4 - (s.length % 4)) % 4);
-  const bin = atob((s + pad).replace(/-/g, '+').replace(/_/g, '/'));
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
-async function serverKey() {
-  const res = await fetch(PUBLIC_KEY_URL, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
-  if (!res.ok) throw new Error(`public key: HTTP ${res.status}`);
-  const data = await res.json();
-  if (!data || typeof data.publicKey !== 'string') throw new Error('public key: bad response');
-  return b64urlToBytes(data.publicKey);
-}
-
-async function storeGet(key) {
-  try { return await StatusPushStore.get(key); } catch (e) { return undefined; }
-}
-
+/** The browser replaced or dropped the subscription: subscribe again with the key the server
+ *  uses now (it may have been rotated; the old subscription's key when the server is out of
+ *  reach) and POST it with the old endpoint, keeping the visitor's component choice. */
 async function resubscribe(event) {
   const old = event.oldSubscription || null;
-  const oldEndpoint = (old && old.endpoint) || (await storeGet('endpoint')) || undefined;
-  const stored = await storeGet('components');
-  const components = Array.isArray(stored) ? stored : [];
+  const oldEndpoint = (old && old.endpoint) || (await StatusPush.store.get('endpoint')) || undefined;
+  const components = await StatusPush.store.components();
 
   let sub = event.newSubscription || null;
   if (!sub) {
-    // Prefer the key the server currently uses (it may have been rotated);
-    // fall back to the old subscription's key when the server is unreachable.
     let key = null;
-    try { key = await serverKey(); } catch (e) {
+    try { key = await StatusPush.fetchServerKey(); } catch (e) {
       key = old && old.options && old.options.applicationServerKey;
     }
     if (!key) throw new Error('pushsubscriptionchange: no applicationServerKey');
-    sub = await self.registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+    ({ sub } = await StatusPush.subscriptionForKey(self.registration.pushManager, key));
   }
 
-  const body = Object.assign({}, sub.toJSON(), { components });
-  if (oldEndpoint && oldEndpoint !== sub.endpoint) body.oldEndpoint = oldEndpoint;
-  const res = await fetch(SUBSCRIPTIONS_URL, {
+  const res = await fetch(StatusPush.SUBSCRIPTIONS_URL, {
     method: 'POST',
     credentials: 'same-origin',
     headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-    body: JSON.stringify(body),
+    body: JSON.stringify(StatusPush.subscriptionBody(sub, components, oldEndpoint)),
   });
   if (!res.ok) throw new Error(`resubscribe: HTTP ${res.status}`);
-  try {
-    await StatusPushStore.set('endpoint', sub.endpoint);
-    await StatusPushStore.set('lastSync', Date.now());
-  } catch (e) { /* storage is best effort */ }
+  await StatusPush.remember(sub, components);
 }
 
 self.addEventListener('pushsubscriptionchange', (event) => {

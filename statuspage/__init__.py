@@ -55,6 +55,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from . import auth  # noqa: F401  (registers the Flask-Login user loader)
     from .cli import register_cli
+    from .push import retry
     from .web.admin import bp as admin_bp
     from .web.api import bp as api_bp
     from .web.http import register_http
@@ -73,6 +74,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(status_bp)
     register_http(app)
     register_cli(app)
+    retry.init_app(app)
     return app
 
 

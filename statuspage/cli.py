@@ -11,9 +11,18 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 
+from .auth import create_token, create_user, revoke_token
 from .errors import ServiceError
 from .extensions import db
-from .models import ROLES, Subscription, User
+from .jobs import redis_connection, rq_queue
+from .models import ROLES, ApiToken, User
+from .push.delivery import send_test
+from .push.keys import KeysUnavailable, current_keys, generate_keys, stored_key
+from .push.sender import PushOutcome
+from .push.subscriptions import active_subscription_ids, prune_subscriptions
+from .push.triggers import ensure_triggers
+from .sweeper import sweep
+from .worker import AppWorker
 
 users_cli = AppGroup("users", help="Manage admin users.")
 tokens_cli = AppGroup("tokens", help="Manage API bearer tokens.")
@@ -31,8 +40,6 @@ def fail(message: str, code: int = 1) -> None:
 @click.option("--password", required=True)
 @click.option("--role", type=click.Choice(ROLES), default="admin", show_default=True)
 def users_create(email: str, password: str, role: str) -> None:
-    from .auth import create_user
-
     try:
         user = create_user(email, password, role)
         db.session.commit()
@@ -51,8 +58,6 @@ def users_list() -> None:
 @click.option("--email", required=True, help="The user the token acts as.")
 @click.option("--name", default="", help="A label, e.g. the script that uses it.")
 def tokens_create(email: str, name: str) -> None:
-    from .auth import create_token
-
     try:
         row, token = create_token(email, name)
         db.session.commit()
@@ -66,8 +71,6 @@ def tokens_create(email: str, name: str) -> None:
 @click.option("--id", "token_id", type=int, help="Token id.")
 @click.option("--prefix", help="The token's first 10 characters.")
 def tokens_revoke(token_id: int | None, prefix: str | None) -> None:
-    from .auth import revoke_token
-
     try:
         count = revoke_token(token_id, prefix=prefix)
         db.session.commit()
@@ -80,8 +83,6 @@ def tokens_revoke(token_id: int | None, prefix: str | None) -> None:
 
 @tokens_cli.command("list")
 def tokens_list() -> None:
-    from .models import ApiToken
-
     for t in db.session.execute(select(ApiToken).order_by(ApiToken.id)).scalars():
         state = "revoked" if t.revoked_at else "active"
         click.echo(f"{t.id}\t{t.prefix}…\t{t.user.email}\t{t.name}\t{state}")
@@ -91,8 +92,6 @@ def tokens_list() -> None:
 @click.option("--force", is_flag=True, help="Replace existing keys; every subscriber must resubscribe.")
 @click.option("--subject", help="mailto: address or https: URL push services can contact.")
 def vapid_generate(force: bool, subject: str | None) -> None:
-    from .push.keys import generate_keys
-
     try:
         row, expired = generate_keys(force=force, subject=subject)
         db.session.commit()
@@ -106,8 +105,6 @@ def vapid_generate(force: bool, subject: str | None) -> None:
 
 @vapid_cli.command("show")
 def vapid_show() -> None:
-    from .push.keys import KeysUnavailable, current_keys
-
     try:
         keys = current_keys()
     except KeysUnavailable as exc:
@@ -124,9 +121,6 @@ def vapid_show() -> None:
 @click.option("--title")
 @click.option("--body")
 def push_test(subscription_id: int | None, send_all: bool, title: str | None, body: str | None) -> None:
-    from .push.delivery import send_test
-    from .push.keys import KeysUnavailable, current_keys
-
     try:
         if current_keys() is None:
             fail("no VAPID keys; run `flask --app app vapid generate` first")
@@ -134,10 +128,7 @@ def push_test(subscription_id: int | None, send_all: bool, title: str | None, bo
         fail(str(exc))
     if not subscription_id and not send_all:
         fail("say which: --subscription ID or --all")
-    query = select(Subscription.id).where(Subscription.status == "active")
-    if subscription_id:
-        query = query.where(Subscription.id == subscription_id)
-    ids = list(db.session.execute(query).scalars())
+    ids = active_subscription_ids(subscription_id if subscription_id else None)
     if not ids:
         fail(f"no active subscription {subscription_id}" if subscription_id else "no active subscriptions yet")
     results = send_test(ids, title, body)
@@ -145,7 +136,7 @@ def push_test(subscription_id: int | None, send_all: bool, title: str | None, bo
     for r in sorted(results, key=lambda r: r.key):
         detail = f" ({r.reason})" if r.reason else ""
         click.echo(f"subscription {r.key}: {r.outcome.value} {r.status or '-'}{detail}")
-        failures += r.outcome.value != "sent"
+        failures += r.outcome is not PushOutcome.SENT
     click.echo(f"{len(results) - failures} sent, {failures} not sent")
     if failures:
         sys.exit(2)
@@ -156,8 +147,6 @@ def push_test(subscription_id: int | None, send_all: bool, title: str | None, bo
               help="Delete expired and unsubscribed subscriptions untouched for this many days.")
 def push_prune(older_than_days: int) -> None:
     """Delete old expired/unsubscribed subscriptions (and their delivery rows)."""
-    from .push.subscriptions import prune_subscriptions
-
     total = 0
     while True:
         deleted = prune_subscriptions(older_than_days, limit=10000)
@@ -169,9 +158,6 @@ def push_prune(older_than_days: int) -> None:
 
 def start_sweeper_thread(app: Flask, interval: int) -> threading.Thread:
     """Worker side: run the sweeper every `interval` s; a Redis lock keeps it to one worker."""
-    from .jobs import redis_connection
-    from .sweeper import sweep
-
     def loop() -> None:
         while True:
             time.sleep(interval)
@@ -194,10 +180,6 @@ def start_sweeper_thread(app: Flask, interval: int) -> threading.Thread:
 @click.option("--burst", is_flag=True, help="Drain the queue (and due scheduled jobs), then exit.")
 def worker_command(burst: bool) -> None:
     """RQ worker for the project's queue, with RQ's scheduler for delayed jobs."""
-    from .jobs import redis_connection, rq_queue
-    from .sweeper import sweep
-    from .worker import AppWorker
-
     app = current_app._get_current_object()
     if not app.config.get("REDIS_URL"):
         fail("REDIS_URL is not set: without Redis, jobs run inside the web process (nothing to start)")
@@ -220,8 +202,6 @@ def worker_command(burst: bool) -> None:
 @with_appcontext
 def sweep_command() -> None:
     """Run the sweeper once: due maintenances, undispatched events, stalled deliveries."""
-    from .sweeper import sweep
-
     click.echo(sweep())
 
 
@@ -229,10 +209,6 @@ def sweep_command() -> None:
 @with_appcontext
 def bootstrap_command() -> None:
     """First-run set-up for `make run`: VAPID keys and a first admin if none exist."""
-    from .auth import create_user
-    from .push.keys import generate_keys, stored_key
-    from .push.triggers import ensure_triggers
-
     ensure_triggers()
     if stored_key() is None and not current_app.config.get("VAPID_PUBLIC_KEY"):
         row, _ = generate_keys()

@@ -59,6 +59,10 @@ def load_config(instance_path: str) -> dict:
         "PUSH_BATCH_SIZE": _int("PUSH_BATCH_SIZE", 2000),
         "PUSH_TIMEOUT": _int("PUSH_TIMEOUT", 10),
         "PUSH_DEBOUNCE_SECONDS": _int("PUSH_DEBOUNCE_SECONDS", 60),
+        # Deliveries a push service deferred (429, 5xx, timeout) are tried again: push/retry.py.
+        "PUSH_MAX_ATTEMPTS": _int("PUSH_MAX_ATTEMPTS", 6),
+        "PUSH_RETRY_BACKOFF": os.environ.get("PUSH_RETRY_BACKOFF") or "5,30,120,600,1800",
+        "PUSH_MAX_RETRY_DELAY": _int("PUSH_MAX_RETRY_DELAY", 3600),
         "SWEEP_INTERVAL": _int("SWEEP_INTERVAL", 30),
         # A batch whose progress stopped this long ago is taken over by the sweeper (dead worker).
         "PUSH_STALL_SECONDS": _int("PUSH_STALL_SECONDS", 300),

@@ -13,15 +13,12 @@ from typing import Any
 from sqlalchemy import select, update
 
 from .extensions import db
-from .jobs import EnqueueError, enqueue
-from .models import EVENT_TYPES, Event
+from .jobs import EnqueueError, JobName, enqueue
+from .models import EVENT_TYPES, Event, EventState
+from .push.retry import retry_policy
 from .timeutil import utcnow
 
 log = logging.getLogger(__name__)
-
-FAN_OUT_JOB = "statuspage.push.delivery.fan_out"
-# RQ retries for jobs that die on an exception (e.g. the database was briefly unreachable).
-JOB_RETRY = (3, [10, 60, 300])
 
 
 def record_event(event_type: str, *, incident_id: int | None = None, component_id: int | None = None,
@@ -38,7 +35,7 @@ def record_event(event_type: str, *, incident_id: int | None = None, component_i
         notify=notify,
         created_at=now,
         deliver_after=now + timedelta(seconds=delay_seconds),
-        state="pending",
+        state=EventState.PENDING,
     )
     db.session.add(event)
     db.session.info.setdefault("outbox", []).append(event)
@@ -83,17 +80,17 @@ def dispatch_event(event_id: int) -> bool | None:
     # fan_out claims the event atomically, so a racing sweeper's second enqueue is harmless.
     db.session.execute(
         update(Event).where(Event.id == event_id, Event.dispatched_at.is_(None))
-        .values(dispatched_at=utcnow(), state="dispatched")
+        .values(dispatched_at=utcnow(), state=EventState.DISPATCHED)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
     try:
-        enqueue(FAN_OUT_JOB, event_id, delay=delay, retry=JOB_RETRY)
+        enqueue(JobName.FAN_OUT, event_id, delay=delay, retry=retry_policy().job_retry)
     except EnqueueError as exc:
         log.warning("event %s not dispatched yet (%s); the sweeper will retry", event_id, exc)
         db.session.execute(
-            update(Event).where(Event.id == event_id, Event.state == "dispatched")
-            .values(dispatched_at=None, state="pending")
+            update(Event).where(Event.id == event_id, Event.state == EventState.DISPATCHED)
+            .values(dispatched_at=None, state=EventState.PENDING)
             .execution_options(synchronize_session=False)
         )
         db.session.commit()

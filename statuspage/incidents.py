@@ -16,7 +16,9 @@ from .components import get_component, set_component_status
 from .errors import NotFoundError, ValidationError
 from .events import record_event
 from .extensions import db
+from .jobs import JobName
 from .models import (
+    ACTIVE_MAINTENANCE_STATUSES,
     COMPONENT_STATUSES,
     INCIDENT_IMPACTS,
     INCIDENT_STATUSES,
@@ -137,7 +139,7 @@ def _stamp_status(incident: Incident, status: str, now: datetime) -> None:
         incident.monitoring_at = now
     if status in RESOLVED_INCIDENT_STATUSES and incident.resolved_at is None:
         incident.resolved_at = now
-    if status in ("in_progress", "verifying") and incident.started_at is None:
+    if status in ACTIVE_MAINTENANCE_STATUSES and incident.started_at is None:
         incident.started_at = now
     if status == "completed" and incident.resolved_at is None:
         incident.resolved_at = now
@@ -190,6 +192,14 @@ def list_incidents(*, kind: str = "incident", unresolved_only: bool = False, lim
     return list(db.session.execute(query.order_by(order, Incident.id.desc()).limit(limit).offset(offset)).scalars())
 
 
+def recently_resolved(limit: int = 5) -> list[Incident]:
+    """The latest resolved incidents (the status page lists them under the current state)."""
+    return list(db.session.execute(
+        select(Incident).where(Incident.kind == "incident", Incident.status.in_(RESOLVED_INCIDENT_STATUSES))
+        .order_by(Incident.created_at.desc()).limit(limit)
+    ).scalars())
+
+
 def upcoming_maintenances() -> list[Incident]:
     return list(db.session.execute(
         select(Incident).where(Incident.kind == "maintenance", Incident.status == "scheduled")
@@ -199,7 +209,7 @@ def upcoming_maintenances() -> list[Incident]:
 
 def active_maintenances() -> list[Incident]:
     return list(db.session.execute(
-        select(Incident).where(Incident.kind == "maintenance", Incident.status.in_(("in_progress", "verifying")))
+        select(Incident).where(Incident.kind == "maintenance", Incident.status.in_(ACTIVE_MAINTENANCE_STATUSES))
         .order_by(Incident.scheduled_for, Incident.id)
     ).scalars())
 
@@ -289,7 +299,7 @@ def schedule_transitions(maintenance: Incident) -> None:
     for when in (maintenance.scheduled_for, maintenance.scheduled_until):
         if when and when > now:
             db.session.info.setdefault("after_commit_jobs", []).append(
-                ("statuspage.incidents.run_due_maintenances", (when - now).total_seconds() + 0.5)
+                (JobName.RUN_DUE_MAINTENANCES, (when - now).total_seconds() + 0.5)
             )
 
 
@@ -304,7 +314,7 @@ def run_due_maintenances() -> int:
             Incident.auto_transition.is_(True),
             or_(
                 (Incident.status == "scheduled") & (Incident.scheduled_for <= now),
-                Incident.status.in_(("in_progress", "verifying")) & (Incident.scheduled_until <= now),
+                Incident.status.in_(ACTIVE_MAINTENANCE_STATUSES) & (Incident.scheduled_until <= now),
             ),
         ).with_for_update(skip_locked=True)
     ).scalars().all()

@@ -7,6 +7,7 @@ time and undispatched events are never lost.
 """
 from __future__ import annotations
 
+import enum
 import heapq
 import importlib
 import itertools
@@ -20,6 +21,18 @@ from typing import Any
 from flask import Flask, current_app
 
 log = logging.getLogger(__name__)
+
+
+class JobName(enum.StrEnum):
+    """Every job the app enqueues, by the dotted path RQ (and the local runner) import it from.
+    The one definition of each name: enqueue with these, never with a string literal."""
+
+    FAN_OUT = "statuspage.push.delivery.fan_out"
+    SEND_BATCH = "statuspage.push.delivery.send_batch"
+    RESUME_EVENT = "statuspage.push.delivery.resume_event"
+    SEND_TEST = "statuspage.push.delivery.send_test_job"
+    RUN_DUE_MAINTENANCES = "statuspage.incidents.run_due_maintenances"
+    SWEEP = "statuspage.sweeper.sweep"
 
 
 class EnqueueError(RuntimeError):
@@ -52,6 +65,7 @@ def rq_queue(app: Flask | None = None):
 def enqueue(path: str, *args: Any, delay: float = 0.0, job_id: str | None = None,
             retry: tuple[int, list[int]] | None = None) -> None:
     """Queue `path(*args)` to run after `delay` seconds. Raises EnqueueError if it cannot."""
+    path = str(path)  # a JobName is stored as its plain dotted path
     app = current_app._get_current_object()
     if app.config.get("JOBS_EAGER"):
         # Tests: run inline and synchronously; delayed jobs wait in a list for `run_delayed_jobs`.
@@ -127,7 +141,7 @@ class LocalRunner:
                 self._execute(item[2], item[3])
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + interval
-                self._execute("statuspage.sweeper.sweep", ())
+                self._execute(JobName.SWEEP, ())
 
     def _execute(self, path: str, args: tuple) -> None:
         with self.app.app_context():

@@ -5,6 +5,7 @@ type migration; the allowed values live in the tuples below and are checked by t
 """
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Any
 
@@ -38,9 +39,18 @@ DOWN_STATUSES = ("partial_outage", "major_outage")
 INCIDENT_STATUSES = ("investigating", "identified", "monitoring", "resolved", "postmortem")
 INCIDENT_IMPACTS = ("none", "minor", "major", "critical")
 MAINTENANCE_STATUSES = ("scheduled", "in_progress", "verifying", "completed")
+ACTIVE_MAINTENANCE_STATUSES = ("in_progress", "verifying")  # the window is open
 RESOLVED_INCIDENT_STATUSES = ("resolved", "postmortem")
 ROLES = ("admin", "editor")
-SUBSCRIPTION_STATUSES = ("active", "expired", "unsubscribed")
+
+
+class SubscriptionStatus(enum.StrEnum):
+    ACTIVE = "active"  # receives pushes
+    EXPIRED = "expired"  # the push service said it is gone, or the keys were rotated
+    UNSUBSCRIBED = "unsubscribed"  # the visitor turned it off
+
+
+SUBSCRIPTION_STATUSES = tuple(SubscriptionStatus)
 
 EVENT_TYPES = (
     "incident.created",
@@ -52,6 +62,45 @@ EVENT_TYPES = (
     "maintenance.started",
     "maintenance.completed",
 )
+
+
+class EventState(enum.StrEnum):
+    """Where an event is on its way to subscribers (``Event.state``).
+
+    pending -> dispatched (handed to the queue) -> fanning_out (fan_out claimed it) -> sending
+    (batch jobs enqueued) -> done; or skipped (not sent: notify off, trigger off, no keys, ...) /
+    superseded (a later change of the same component replaced it within the debounce window).
+    """
+
+    PENDING = "pending"
+    DISPATCHED = "dispatched"
+    FANNING_OUT = "fanning_out"
+    SENDING = "sending"
+    DONE = "done"
+    SKIPPED = "skipped"
+    SUPERSEDED = "superseded"
+
+
+#: States in which batch jobs may still deliver the event.
+DELIVERING_EVENT_STATES = (EventState.FANNING_OUT, EventState.SENDING)
+#: States after which nothing more happens to the event.
+FINAL_EVENT_STATES = (EventState.DONE, EventState.SKIPPED, EventState.SUPERSEDED)
+
+
+class DeliveryState(enum.StrEnum):
+    """One event to one subscription (``Delivery.outcome``): claimed and in flight (sending),
+    waiting for ``next_attempt_at`` (retry), or final (sent / expired / failed). The final values
+    are those of ``push.sender.PushOutcome``."""
+
+    SENDING = "sending"
+    RETRY = "retry"
+    SENT = "sent"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+
+#: Deliveries that are not final yet.
+OPEN_DELIVERY_STATES = (DeliveryState.SENDING, DeliveryState.RETRY)
 
 
 class User(db.Model):
@@ -207,8 +256,7 @@ class Event(db.Model):
     # Earliest time delivery may start (component events wait out the debounce window).
     deliver_after: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime)
-    # pending -> dispatched -> fanning_out -> sending -> done; or skipped / superseded
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[str] = mapped_column(String(16), default=EventState.PENDING)  # an EventState
     state_reason: Mapped[str | None] = mapped_column(String(200))
     fanned_out_at: Mapped[datetime | None] = mapped_column(DateTime)
     progress_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -243,7 +291,7 @@ class Subscription(db.Model):
     expiration_time: Mapped[datetime | None] = mapped_column(DateTime)
     all_components: Mapped[bool] = mapped_column(Boolean, default=True)
     browser: Mapped[str] = mapped_column(String(40), default="Other")
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=SubscriptionStatus.ACTIVE)
     status_reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -261,8 +309,7 @@ class Delivery(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
     subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True)
-    # sending (claimed, in flight) | retry (waiting for next_attempt_at) | sent | expired | failed
-    outcome: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))  # a DeliveryState
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)
     status_code: Mapped[int | None] = mapped_column(Integer)

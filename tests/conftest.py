@@ -3,7 +3,10 @@ real Redis (its own db number), the push-service simulator, and API helpers.
 
 `app` is parametrized over both databases; tests that only need one use `sqlite_app` /
 `pg_app`. Tables are created once per session per database and emptied between tests
-(migrations themselves are tested in test_migrations.py).
+(migrations themselves are tested in test_migrations.py). Extra config for any app fixture
+comes from `@pytest.mark.app_config(...)`, read in one place (the `app_config` fixture).
+Helpers are imported as modules of the `tests` package (`from tests.conftest import make_app`,
+`from tests.push import helpers as ph`); tests/push/conftest.py adds the push delivery fixtures.
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from sqlalchemy import text
 
 from statuspage import create_app
 from statuspage.extensions import db
+from statuspage.push import delivery
+from statuspage.push.simulator import PushSimulator
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -81,30 +86,31 @@ def _dispose(app) -> None:
         db.engine.dispose()
 
 
+@pytest.fixture
+def app_config(request) -> dict:
+    """The test's `@pytest.mark.app_config(...)` settings (the closest marker wins), or {}."""
+    marker = request.node.get_closest_marker("app_config")
+    return dict(marker.kwargs) if marker else {}
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def app(request, tmp_path, pg_database):
+def app(request, tmp_path, pg_database, app_config):
     url = f"sqlite:///{tmp_path / 'test.db'}" if request.param == "sqlite" else pg_database
-    overrides = getattr(request, "param_overrides", {})
-    marker = request.node.get_closest_marker("app_config")
-    if marker:
-        overrides = {**overrides, **marker.kwargs}
-    application = make_app(url, tmp_path, **overrides)
+    application = make_app(url, tmp_path, **app_config)
     yield application
     _dispose(application)
 
 
 @pytest.fixture
-def sqlite_app(request, tmp_path):
-    marker = request.node.get_closest_marker("app_config")
-    application = make_app(f"sqlite:///{tmp_path / 'test.db'}", tmp_path, **(marker.kwargs if marker else {}))
+def sqlite_app(tmp_path, app_config):
+    application = make_app(f"sqlite:///{tmp_path / 'test.db'}", tmp_path, **app_config)
     yield application
     _dispose(application)
 
 
 @pytest.fixture
-def pg_app(request, tmp_path, pg_database):
-    marker = request.node.get_closest_marker("app_config")
-    application = make_app(pg_database, tmp_path, **(marker.kwargs if marker else {}))
+def pg_app(tmp_path, pg_database, app_config):
+    application = make_app(pg_database, tmp_path, **app_config)
     yield application
     _dispose(application)
 
@@ -119,13 +125,28 @@ def runner(app):
     return app.test_cli_runner()
 
 
-@pytest.fixture
-def sim():
-    """The project's push-service simulator on a free loopback port (plain http)."""
-    from statuspage.push.simulator import PushSimulator
-
-    with PushSimulator() as simulator:
+@pytest.fixture(scope="session")
+def sim_server() -> Iterator[PushSimulator]:
+    """One push-service simulator for the session (plain http, free loopback port, control API
+    on); module-scoped fixtures use it directly, tests through `sim`."""
+    with PushSimulator(control_api=True) as simulator:
         yield simulator
+
+
+@pytest.fixture
+def sim(sim_server) -> PushSimulator:
+    """The push-service simulator with nothing received, no forced answers and no delay (the
+    subscriptions of earlier tests stay registered; each test makes its own)."""
+    sim_server.reset()
+    return sim_server
+
+
+@pytest.fixture(autouse=True)
+def close_senders() -> Iterator[None]:
+    """After every test, close the pooled push senders the delivery module caches per app config:
+    no connection or loop thread outlives the test that opened it."""
+    yield
+    delivery.close_senders()
 
 
 @pytest.fixture

@@ -135,15 +135,6 @@ class Redirector:
         self.close()
 
 
-def close_senders() -> None:
-    """Close the pooled push senders the delivery module caches (one per test app's keys)."""
-    from statuspage.push import delivery
-
-    for sender in list(delivery._senders.values()):
-        sender.close()
-    delivery._senders.clear()
-
-
 class PrivateRedis:
     """A redis-server of the test's own on a free port, which the test may stop and start again
     (the shared Redis other tests use is never touched)."""

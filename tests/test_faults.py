@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -22,29 +21,16 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, text
 
 from statuspage.extensions import db
-from statuspage.jobs import run_delayed_jobs
+from statuspage.jobs import JobName, run_delayed_jobs
 from statuspage.models import AdminAlert, Delivery, Event, Subscription
 from statuspage.push import delivery
+from statuspage.push.retry import RetryPolicy
 from statuspage.push.simulator import PushSimulator
 from tests.conftest import PG_ADMIN_URL, TEST_SECRET, Api, create_admin_token, make_app
-from tests.hardening_support import PrivateRedis, close_senders, sim_subscription
+from tests.hardening_support import PrivateRedis, sim_subscription
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[PushSimulator]:
-    with PushSimulator() as s:
-        yield s
-
-
-@pytest.fixture(autouse=True)
-def _reset(sim):
-    sim.reset()
-    yield
-    sim.reset()
-    close_senders()
 
 
 def _db_name(pg_database: str) -> str:
@@ -204,6 +190,7 @@ def test_database_down_while_a_batch_is_sending_results_are_recorded_when_it_ret
     assert len(bodies) == 10
 
 
+POLICY = RetryPolicy()  # the defaults, which these apps run with
 JOB_FAILED = "exception raised while executing (statuspage.push.delivery.fan_out)"
 
 
@@ -259,13 +246,13 @@ def test_hanging_push_service_times_out_and_backs_off_with_bounded_attempts(tmp_
     _post_incident(app)
     rounds = _retry_rounds(app)
     # one retry job per round for the whole batch (not one per subscriber), delays growing
-    assert [len(r) for r in rounds] == [1] * (delivery.MAX_ATTEMPTS - 1)
-    assert [r[0] for r in rounds] == list(delivery.BACKOFF_SECONDS)
+    assert [len(r) for r in rounds] == [1] * (POLICY.max_attempts - 1)
+    assert [r[0] for r in rounds] == list(POLICY.backoff)
     rows = _rows(app, select(Delivery.outcome, Delivery.attempts, Delivery.reason))
     assert len(rows) == len(bodies)
     for outcome, attempts, reason in rows:
-        assert (outcome, attempts) == ("failed", delivery.MAX_ATTEMPTS)
-        assert reason == f"gave up after {delivery.MAX_ATTEMPTS} attempts: timeout after 0.5s"
+        assert (outcome, attempts) == ("failed", POLICY.max_attempts)
+        assert reason == f"gave up after {POLICY.max_attempts} attempts: timeout after 0.5s"
     [(state, failed)] = _rows(app, select(Event.state, Event.failed_count))
     assert (state, failed) == ("done", 5)
     [(alert_reason, alert_count)] = _rows(app, select(AdminAlert.reason, AdminAlert.count))
@@ -273,10 +260,10 @@ def test_hanging_push_service_times_out_and_backs_off_with_bounded_attempts(tmp_
 
 
 @pytest.mark.parametrize(("status", "retry_after", "delays", "reason"), [
-    (503, None, list(delivery.BACKOFF_SECONDS), "503 Service Unavailable"),
-    (500, None, list(delivery.BACKOFF_SECONDS), "500 Internal Server Error"),
+    (503, None, list(POLICY.backoff), "503 Service Unavailable"),
+    (500, None, list(POLICY.backoff), "500 Internal Server Error"),
     (429, 900, [900, 900, 900, 900, 1800], "429 Too Many Requests"),  # Retry-After honoured, never shorter
-    (429, 10**9, [delivery.MAX_RETRY_DELAY] * 5, "429 Too Many Requests"),  # ...but capped
+    (429, 10**9, [POLICY.max_delay] * 5, "429 Too Many Requests"),  # ...but capped
 ])
 def test_push_service_refusing_for_a_long_time_backs_off_then_fails_with_reason(tmp_path, pg_database, sim, status,
                                                                                   retry_after, delays, reason):
@@ -290,13 +277,13 @@ def test_push_service_refusing_for_a_long_time_backs_off_then_fails_with_reason(
     rounds = _retry_rounds(app)
     assert rounds == [[d] for d in delays]
     attempts = collections.Counter(a.token for a in sim.attempts())
-    assert all(attempts[t] == delivery.MAX_ATTEMPTS for t in refusing)
+    assert all(attempts[t] == POLICY.max_attempts for t in refusing)
     assert all(attempts[t] == 1 for t in healthy)  # retries never touch those already delivered
     received = collections.Counter(m.token for m in sim.received())
     assert all(received[t] == 1 for t in healthy) and not any(received[t] for t in refusing)
     outcomes = _outcomes(app)
     for token in refusing:
-        assert outcomes[token] == ("failed", f"gave up after {delivery.MAX_ATTEMPTS} attempts: {reason}")
+        assert outcomes[token] == ("failed", f"gave up after {POLICY.max_attempts} attempts: {reason}")
     [(state, sent, failed)] = _rows(app, select(Event.state, Event.sent_count, Event.failed_count))
     assert (state, sent, failed) == ("done", 3, 3)
 
@@ -338,7 +325,7 @@ def _measured_incident(app, monkeypatch, name: str) -> tuple[int, int]:
     original = delivery.enqueue
 
     def counting_enqueue(path, *args, **kwargs):
-        if path == delivery.BATCH_JOB:
+        if path == JobName.SEND_BATCH:
             batches.append(args)
         return original(path, *args, **kwargs)
 

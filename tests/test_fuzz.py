@@ -27,7 +27,6 @@ from statuspage import validation as v
 from statuspage.errors import ServiceError, ValidationError
 from statuspage.markdown import plain_text, render_markdown
 from statuspage.push.crypto import MAX_PLAINTEXT
-from statuspage.push.simulator import PushSimulator
 from statuspage.push.subscriptions import (
     PUSH_SERVICE_HOSTS,
     PUSH_SERVICE_SUFFIXES,
@@ -36,7 +35,7 @@ from statuspage.push.subscriptions import (
 )
 from statuspage.push.triggers import PLACEHOLDERS, check_template, encode_payload, render_template_text
 from tests.conftest import make_app
-from tests.hardening_support import close_senders, sim_subscription
+from tests.hardening_support import sim_subscription
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 FAST = settings(deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -50,18 +49,6 @@ def ctx_app(tmp_path_factory) -> Iterator:
                    PUSH_EXTRA_ORIGINS=[EXTRA])
     with app.app_context():
         yield app
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[PushSimulator]:
-    with PushSimulator() as s:
-        yield s
-
-
-@pytest.fixture(autouse=True)
-def _close_senders():
-    yield
-    close_senders()
 
 
 # --- the SSRF allow-list ----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from rq import Queue
 from sqlalchemy import select
 
 from statuspage.extensions import db
-from statuspage.jobs import LocalRunner, enqueue, redis_connection
+from statuspage.jobs import JobName, LocalRunner, enqueue, redis_connection, resolve
 from statuspage.models import Event, Incident
 from statuspage.timeutil import utcnow
 from tests.conftest import create_admin_token
@@ -32,7 +32,7 @@ def test_rq_worker_runs_fan_out_and_due_maintenance(app, redis_url):
         m = db.session.get(Incident, maintenance_id)
         m.scheduled_for = utcnow() - timedelta(seconds=1)
         db.session.commit()
-        enqueue("statuspage.incidents.run_due_maintenances")
+        enqueue(JobName.RUN_DUE_MAINTENANCES)
     result = app.test_cli_runner().invoke(args=["worker", "--burst"])
     assert result.exit_code == 0, result.output
     with app.app_context():
@@ -51,7 +51,7 @@ def test_local_runner_runs_jobs_in_the_background_with_delays(sqlite_app):
         db.session.add(incident)
         db.session.commit()
         incident_id = incident.id
-    runner.submit("statuspage.incidents.run_due_maintenances", (), delay=0.2)
+    runner.submit(JobName.RUN_DUE_MAINTENANCES, (), delay=0.2)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with sqlite_app.app_context():
@@ -65,3 +65,9 @@ def test_local_runner_runs_jobs_in_the_background_with_delays(sqlite_app):
 def test_worker_command_refuses_without_redis(sqlite_app):
     result = sqlite_app.test_cli_runner().invoke(args=["worker", "--burst"])
     assert result.exit_code != 0 and "REDIS_URL is not set" in result.output
+
+
+def test_every_job_name_resolves_to_the_function_it_names():
+    for name in JobName:
+        job = resolve(name)
+        assert callable(job) and f"{job.__module__}.{job.__name__}" == name

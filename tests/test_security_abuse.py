@@ -5,7 +5,6 @@ subscribe API into 500s (limits fall back to per-process memory and come back to
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from redis import Redis
@@ -15,15 +14,9 @@ from statuspage.extensions import db, limiter
 from statuspage.models import Subscription
 from statuspage.push.simulator import PushSimulator
 from tests.conftest import create_admin_token, make_app
-from tests.hardening_support import PrivateRedis, close_senders, sim_subscription, table_snapshot
+from tests.hardening_support import PrivateRedis, sim_subscription, table_snapshot
 
 LIMIT_REDIS = "redis://127.0.0.1:6379/11"  # a database of its own for rate-limit counters
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[PushSimulator]:
-    with PushSimulator() as s:
-        yield s
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +25,6 @@ def _clean_limits():
     yield
     Redis.from_url(LIMIT_REDIS).flushdb()
     limiter._storage_dead = False  # the limiter is a module singleton: leave it healthy for the next app
-    close_senders()
 
 
 def limited_app(tmp_path, url: str, sim: PushSimulator, **limits):

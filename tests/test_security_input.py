@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
@@ -14,26 +13,13 @@ from sqlalchemy import func, select
 from statuspage.extensions import db
 from statuspage.models import Incident, Subscription
 from statuspage.push.crypto import MAX_PLAINTEXT
-from statuspage.push.simulator import PushSimulator
 from tests.conftest import Api
-from tests.hardening_support import close_senders, sim_subscription, table_snapshot
+from tests.hardening_support import sim_subscription, table_snapshot
 
 HUGE_INT = "9" * 5000  # longer than Python's int-from-string limit (4300 digits)
 DEEP = "[" * 30000 + "]" * 30000  # 60 KB: under MAX_CONTENT_LENGTH, far over the recursion limit
 EXTRA = "http://127.0.0.1:8099"
 BAD_KEY = "BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-
-
-@pytest.fixture(autouse=True)
-def _close_senders():
-    yield
-    close_senders()
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[PushSimulator]:
-    with PushSimulator() as s:
-        yield s
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ connection made to it.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import select, text
 
@@ -21,19 +19,12 @@ from tests.conftest import make_app
 from tests.hardening_support import (
     ConnectionRecorder,
     Redirector,
-    close_senders,
     sim_subscription,
     table_snapshot,
     with_keys,
 )
 
 EXTRA = "http://127.0.0.1:8099"
-
-
-@pytest.fixture(autouse=True)
-def _close_senders():
-    yield
-    close_senders()
 
 
 ALLOWED = [
@@ -194,12 +185,6 @@ def test_extra_origin_is_not_a_prefix_match(allow_list_app):
 
 
 # --- subscribe time: the API answers 400 and stores nothing --------------------------------------
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[PushSimulator]:
-    with PushSimulator() as s:
-        yield s
-
 
 def test_subscribe_refuses_every_hostile_endpoint_and_stores_nothing(app, client, sim):
     app.config["PUSH_EXTRA_ORIGINS"] = [EXTRA]

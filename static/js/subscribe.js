@@ -9,12 +9,11 @@
  *   POST   /api/push/test            {"endpoint"} -> 202
  * Errors are {"error": "..."} and are shown to the visitor as is.
  */
-import './push-store.js';
+import './push-shared.js';
 
-const store = globalThis.StatusPushStore;
+const { store } = globalThis.StatusPush;
+const shared = globalThis.StatusPush;
 const SW_URL = '/sw-push.js';
-const KEY_URL = '/api/push/public-key';
-const SUBS_URL = '/api/push/subscriptions';
 const TEST_URL = '/api/push/test';
 const SYNC_EVERY_MS = 24 * 60 * 60 * 1000; // re-POST an existing subscription at most daily
 const SW_READY_TIMEOUT_MS = 15000;
@@ -60,38 +59,6 @@ async function api(method, url, body) {
     throw new ApiError(msg, res.status, retryAfter);
   }
   return data;
-}
-
-function b64urlToBytes(s) {
-  const clean = String(s).trim().replace(/-/g, '+').replace(/_/g, '/').replace(/=+$/, '');
-  const bin = atob(clean + '='.repeat((4 - (clean.length % 4)) % 4));
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
-function sameBytes(a, b) {
-  if (!a || !b) return false;
-  const x = new Uint8Array(a);
-  const y = new Uint8Array(b);
-  if (x.length !== y.length) return false;
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
-  return true;
-}
-
-/** Key of an existing subscription, or null when the browser does not expose it. */
-function subscriptionKey(sub) {
-  return (sub && sub.options && sub.options.applicationServerKey) || null;
-}
-
-async function storeGet(key) {
-  try { return await store.get(key); } catch (e) { return undefined; }
-}
-async function storeSet(key, value) {
-  try { await store.set(key, value); } catch (e) { /* best effort (private mode etc.) */ }
-}
-async function storeDel(key) {
-  try { await store.del(key); } catch (e) { /* best effort */ }
 }
 
 function detectPlatform() {
@@ -268,7 +235,7 @@ class SubscribeControl {
   }
 
   async renderSubscribed(ids) {
-    const chosen = ids !== undefined ? ids : await storeGet('components');
+    const chosen = ids !== undefined ? ids : await store.components();
     this.showComponents(chosen);
     this.hasSubscription = true;
     this.render('subscribed', `You are subscribed to notifications about ${this.describeComponents(chosen)}.`);
@@ -296,7 +263,7 @@ class SubscribeControl {
       el.change.addEventListener('click', async () => {
         if (this.busy || this.state !== 'subscribed') return;
         this.editing = !this.editing;
-        if (!this.editing) this.showComponents(await storeGet('components')); // cancel: restore
+        if (!this.editing) this.showComponents(await store.components()); // cancel: restore
         this.feedback('');
         this.render('subscribed');
         if (this.editing) {
@@ -326,16 +293,13 @@ class SubscribeControl {
   /* ---- flows ---- */
 
   async fetchServerKey() {
-    const data = await api('GET', KEY_URL);
-    if (!data || typeof data.publicKey !== 'string' || !data.publicKey) {
-      throw new ApiError('The server did not provide a push key.', 0);
+    const data = await api('GET', shared.KEY_URL);
+    try {
+      this.serverKey = shared.publicKeyFrom(data);
+    } catch (e) {
+      throw new ApiError(e.message, 0);
     }
-    let key;
-    try { key = b64urlToBytes(data.publicKey); } catch (e) {
-      throw new ApiError('The server provided an invalid push key.', 0);
-    }
-    this.serverKey = key;
-    return key;
+    return this.serverKey;
   }
 
   async activeRegistration() {
@@ -347,115 +311,118 @@ class SubscribeControl {
   }
 
   async postSubscription(sub, components, oldEndpoint) {
-    const body = Object.assign({}, sub.toJSON(), { components });
-    if (oldEndpoint && oldEndpoint !== sub.endpoint) body.oldEndpoint = oldEndpoint;
-    const data = await api('POST', SUBS_URL, body);
-    await storeSet('components', components);
-    await storeSet('endpoint', sub.endpoint);
-    await storeSet('lastSync', Date.now());
+    const data = await api('POST', shared.SUBSCRIPTIONS_URL, shared.subscriptionBody(sub, components, oldEndpoint));
+    await shared.remember(sub, components);
     return data;
   }
 
+  /*
+   * init(): find out what this browser can do and show it. Each step renders its outcome and
+   * says whether to go on; `stale()` turns true once a newer init() started (a permission change
+   * re-runs it), and a stale run renders nothing more.
+   */
   async init() {
     const gen = ++this.generation;
     const stale = () => gen !== this.generation;
     this.render('loading', 'Checking whether this browser can receive notifications…');
-
-    const { isIOS, standalone, supported } = detectPlatform();
-
+    const platform = detectPlatform();
     if (!this.enabled) {
-      // Push is turned off by the site; still let an existing subscriber unsubscribe.
-      this.hasSubscription = false;
-      if (supported) {
-        try {
-          const reg = await navigator.serviceWorker.getRegistration('/');
-          const sub = reg && await reg.pushManager.getSubscription();
-          if (sub) { this.reg = reg; this.hasSubscription = true; }
-        } catch (e) { /* ignore */ }
-      }
-      if (stale()) return;
-      this.render('disabled', 'Push notifications are turned off for this site.');
+      await this.showDisabled(platform, stale);
       return;
     }
+    if (this.showBlocked(platform)) return;
+    const key = await this.registerAndFetchKey(stale);
+    if (!key) return;
+    let sub = null;
+    try { sub = await this.reg.pushManager.getSubscription(); } catch (e) { sub = null; }
+    if (stale()) return;
+    const chosen = await store.components();
+    if (stale()) return;
+    if (!sub || Notification.permission !== 'granted') {
+      this.showUnsubscribed(chosen, 'Get a browser notification when an incident starts, is updated or is resolved.');
+      return;
+    }
+    if (shared.madeWithOtherKey(sub, key)) {
+      await this.renewForNewKey(sub, key, chosen, stale);
+      return;
+    }
+    this.syncWithServer(sub, chosen);
+    await this.renderSubscribed(chosen);
+  }
 
+  /** Push is turned off by the site; an existing subscriber may still unsubscribe. */
+  async showDisabled({ supported }, stale) {
+    this.hasSubscription = false;
+    if (supported) {
+      try {
+        const reg = await navigator.serviceWorker.getRegistration('/');
+        const sub = reg && await reg.pushManager.getSubscription();
+        if (sub) { this.reg = reg; this.hasSubscription = true; }
+      } catch (e) { /* ignore */ }
+    }
+    if (!stale()) this.render('disabled', 'Push notifications are turned off for this site.');
+  }
+
+  /** States in which this browser cannot subscribe now; true when one was shown. */
+  showBlocked({ isIOS, standalone, supported }) {
     if (isIOS && !standalone) {
       this.render('ios-install', 'To get notifications on iPhone or iPad, add this site to your Home Screen first.');
-      return;
-    }
-    if (!supported) {
+    } else if (!supported) {
       let msg = 'This browser cannot receive push notifications.';
       if (!window.isSecureContext) msg = 'Push notifications need a secure (HTTPS) connection to this site.';
       else if (isIOS) msg = 'Notifications need iOS or iPadOS 16.4 or later. Update your device, then open this app from the Home Screen again.';
       this.render('unsupported', msg);
-      return;
-    }
-    if (Notification.permission === 'denied') {
+    } else if (Notification.permission === 'denied') {
       this.render('denied', 'Notifications are blocked for this site in your browser settings.');
-      return;
+    } else {
+      return false;
     }
+    return true;
+  }
 
+  /** Register the service worker and fetch the site's push key; null (error shown) if either fails. */
+  async registerAndFetchKey(stale) {
+    let step = 'Could not start notifications';
     try {
       this.reg = await navigator.serviceWorker.register(SW_URL, { scope: '/' });
+      if (stale()) return null;
+      step = 'Notifications are unavailable right now';
+      const key = await this.fetchServerKey();
+      return stale() ? null : key;
     } catch (e) {
-      if (stale()) return;
-      this.render('error', `Could not start notifications: ${errorText(e)}`);
-      return;
+      if (!stale()) this.render('error', `${step}: ${errorText(e)}`);
+      return null;
     }
-    if (stale()) return;
+  }
 
-    let key;
+  showUnsubscribed(components, status) {
+    this.hasSubscription = false;
+    this.showComponents(components);
+    this.render('unsubscribed', status);
+  }
+
+  /** The site's push key changed: renew silently (permission is already granted). */
+  async renewForNewKey(sub, key, chosen, stale) {
     try {
-      key = await this.fetchServerKey();
+      const reg = await this.activeRegistration();
+      const renewed = await shared.subscriptionForKey(reg.pushManager, key, sub);
+      await this.postSubscription(renewed.sub, chosen, renewed.oldEndpoint);
     } catch (e) {
-      if (stale()) return;
-      this.render('error', `Notifications are unavailable right now: ${errorText(e)}`);
-      return;
-    }
-    if (stale()) return;
-
-    let sub = null;
-    try { sub = await this.reg.pushManager.getSubscription(); } catch (e) { sub = null; }
-    if (stale()) return;
-
-    if (!sub || Notification.permission !== 'granted') {
-      this.hasSubscription = false;
-      this.showComponents(await storeGet('components'));
-      if (stale()) return;
-      this.render('unsubscribed', 'Get a browser notification when an incident starts, is updated or is resolved.');
-      return;
-    }
-
-    const components = await storeGet('components');
-    const chosen = Array.isArray(components) ? components : [];
-    const oldKey = subscriptionKey(sub);
-    if (oldKey && !sameBytes(oldKey, key)) {
-      // The site's push key changed: renew silently (permission is already granted).
-      try {
-        const oldEndpoint = sub.endpoint;
-        await sub.unsubscribe();
-        const reg = await this.activeRegistration();
-        const fresh = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
-        await this.postSubscription(fresh, chosen, oldEndpoint);
-      } catch (e) {
-        console.warn('[subscribe] renewing the subscription failed:', e);
-        if (stale()) return;
-        this.hasSubscription = false;
-        this.showComponents(chosen);
-        this.render('unsubscribed', 'This site\u2019s notification keys changed. Press \u201cGet notified\u201d to renew your subscription.');
-        return;
+      console.warn('[subscribe] renewing the subscription failed:', e);
+      if (!stale()) {
+        this.showUnsubscribed(chosen, 'This site\u2019s notification keys changed. Press \u201cGet notified\u201d to renew your subscription.');
       }
-      if (stale()) return;
-      await this.renderSubscribed(chosen);
       return;
     }
+    if (!stale()) await this.renderSubscribed(chosen);
+  }
 
-    // Keep the server in sync (it may have lost or expired the row), at most once a day.
-    const lastSync = Number(await storeGet('lastSync')) || 0;
-    if (Date.now() - lastSync > SYNC_EVERY_MS) {
-      this.postSubscription(sub, chosen).catch((e) => console.warn('[subscribe] sync failed:', e));
-    }
-    if (stale()) return;
-    await this.renderSubscribed(chosen);
+  /** Keep the server in sync (it may have lost or expired the row), at most once a day. */
+  syncWithServer(sub, chosen) {
+    store.get('lastSync').then((lastSync) => {
+      if (Date.now() - (Number(lastSync) || 0) > SYNC_EVERY_MS) return this.postSubscription(sub, chosen);
+      return undefined;
+    }).catch((e) => console.warn('[subscribe] sync failed:', e));
   }
 
   async subscribe(permissionPromise) {
@@ -470,19 +437,12 @@ class SubscribeControl {
     }
     const key = this.serverKey || await this.fetchServerKey();
     const reg = await this.activeRegistration();
-    let sub = await reg.pushManager.getSubscription();
+    let sub;
     let oldEndpoint;
-    if (sub && !sameBytes(subscriptionKey(sub) || key, key)) {
-      oldEndpoint = sub.endpoint;
-      await sub.unsubscribe();
-      sub = null;
-    }
-    if (!sub) {
-      try {
-        sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
-      } catch (e) {
-        throw new Error(`The browser could not create a push subscription (${errorText(e)}).`);
-      }
+    try {
+      ({ sub, oldEndpoint } = await shared.subscriptionForKey(reg.pushManager, key));
+    } catch (e) {
+      throw new Error(`The browser could not create a push subscription (${errorText(e)}).`);
     }
     const components = this.selectedComponents();
     try {
@@ -503,19 +463,19 @@ class SubscribeControl {
     let serverError = null;
     if (sub) {
       try {
-        await api('DELETE', SUBS_URL, { endpoint: sub.endpoint });
+        await api('DELETE', shared.SUBSCRIPTIONS_URL, { endpoint: sub.endpoint });
       } catch (e) {
         serverError = e; // the push service will report the endpoint gone; the server expires it then
       }
       await sub.unsubscribe();
     }
-    await storeDel('endpoint');
-    await storeDel('lastSync');
+    await store.del('endpoint');
+    await store.del('lastSync');
     this.hasSubscription = false;
     if (this.state === 'disabled') {
       this.render('disabled');
     } else {
-      this.showComponents(await storeGet('components'));
+      this.showComponents(await store.components());
       this.render('unsubscribed', 'You will not receive notifications from this site.');
     }
     if (serverError) this.feedback(`Unsubscribed in this browser. The server said: ${errorText(serverError)}`, 'error');

@@ -9,7 +9,11 @@ send_batch(event_id, lo, hi) claims (event, subscription) delivery rows with one
                              the outcomes in bulk.
 
 Every job re-reads state from the database and is safe to run twice; the sweeper uses that to
-recover from lost jobs and dead workers.
+recover from lost jobs and dead workers. A batch's results are classified (``classify_results``),
+the final ones written in bulk (``write_final_outcomes``, which test pushes use too) and the
+deferred ones scheduled again (``schedule_retries``) as ``retry.RetryPolicy`` says; attempts count
+from 1, as ``Delivery.attempts`` does. Event and delivery states are ``models.EventState`` and
+``models.DeliveryState``; job names are ``jobs.JobName``.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import logging
 import ssl
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,27 +30,32 @@ from sqlalchemy import Integer, Select, and_, any_, func, literal, or_, select, 
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import OperationalError
 
-from ..events import JOB_RETRY
+from ..errors import ServiceError, ValidationError
 from ..extensions import db
-from ..jobs import enqueue
-from ..models import AdminAlert, Delivery, Event, Subscription, subscription_components
+from ..jobs import EnqueueError, JobName, enqueue
+from ..models import (
+    DELIVERING_EVENT_STATES,
+    OPEN_DELIVERY_STATES,
+    AdminAlert,
+    Delivery,
+    DeliveryState,
+    Event,
+    EventState,
+    Subscription,
+    SubscriptionStatus,
+    subscription_components,
+)
 from ..timeutil import utcnow
 from .crypto import VapidSigner, b64url_decode
 from .keys import KeysUnavailable, current_keys
+from .retry import retry_policy
 from .sender import OutgoingPush, PushOutcome, PushResult, PushSender
-from .settings import get_settings
+from .settings import absolute_url, badge_url, get_settings, icon_url
 from .subscriptions import is_allowed_endpoint
-from .triggers import build_payload, encode_payload, get_trigger
+from .triggers import build_payload, encode_payload, event_tag, get_trigger
 
 log = logging.getLogger(__name__)
 
-FAN_OUT_JOB = "statuspage.push.delivery.fan_out"
-BATCH_JOB = "statuspage.push.delivery.send_batch"
-RESUME_JOB = "statuspage.push.delivery.resume_event"
-TEST_JOB = "statuspage.push.delivery.send_test_job"
-MAX_ATTEMPTS = 6
-BACKOFF_SECONDS = (5, 30, 120, 600, 1800)
-MAX_RETRY_DELAY = 3600
 # Pauses while waiting for the database to come back before recording a batch's results.
 RECORD_RETRY_PAUSES = (0.5, 1, 2, 4, 8, 15)
 STALL_SECONDS = 300  # default of the PUSH_STALL_SECONDS config key
@@ -54,6 +63,11 @@ ALERT_WINDOW = timedelta(minutes=10)
 COMPONENT_EVENTS = ("component.down", "component.recovered")
 
 _senders: dict[tuple, PushSender] = {}
+
+
+def _enqueue(job: JobName, *args: Any, delay: float = 0.0) -> None:
+    """Enqueue a delivery job; the queue re-runs it if it raises (the retry policy's job_retry)."""
+    enqueue(job, *args, delay=delay, retry=retry_policy().job_retry)
 
 
 # --- the sender ---------------------------------------------------------------------------
@@ -88,13 +102,21 @@ def get_sender() -> PushSender:
     return sender
 
 
+def close_senders() -> None:
+    """Close every cached sender (their connections and loop threads); the next job makes new ones."""
+    senders = list(_senders.values())
+    _senders.clear()
+    for sender in senders:
+        sender.close()
+
+
 # --- which subscriptions an event goes to ------------------------------------------------------
 
 def matching_ids(event: Event, *, left_since: datetime | None = None) -> Select:
     """Active subscriptions the event is for. With `left_since` (the fan-out time) also those that
     stopped being active since: fan-out counted them, so their batch must record them (as gone)
     or the event's counts never add up and it stays "sending" forever."""
-    wanted = Subscription.status == "active"
+    wanted = Subscription.status == SubscriptionStatus.ACTIVE
     component_ids = (event.context or {}).get("component_ids") or []
     if component_ids:
         chosen = select(subscription_components.c.subscription_id).where(
@@ -102,7 +124,8 @@ def matching_ids(event: Event, *, left_since: datetime | None = None) -> Select:
         wanted = and_(wanted, or_(Subscription.all_components.is_(True), Subscription.id.in_(chosen)))
     if left_since is not None:
         # (unsubscribing clears the component filter, so those are matched whatever it was)
-        wanted = or_(wanted, and_(Subscription.status != "active", Subscription.updated_at >= left_since))
+        left = and_(Subscription.status != SubscriptionStatus.ACTIVE, Subscription.updated_at >= left_since)
+        wanted = or_(wanted, left)
     return select(Subscription.id).where(wanted)
 
 
@@ -152,23 +175,23 @@ def _claim_event(event_id: int, from_states: tuple[str, ...], to_state: str) -> 
 
 def fan_out(event_id: int) -> dict[str, Any]:
     """Job: split an event's audience into batch jobs."""
-    if not _claim_event(event_id, ("pending", "dispatched"), "fanning_out"):
+    if not _claim_event(event_id, (EventState.PENDING, EventState.DISPATCHED), EventState.FANNING_OUT):
         return {"event": event_id, "fanned_out": False, "why": "already claimed or finished"}
     event = db.session.get(Event, event_id)
     db.session.refresh(event)
     now = utcnow()
     if event.deliver_after and event.deliver_after > now + timedelta(seconds=1):
         # Too early (debounce window still open): put it back and come again when it closes.
-        event.state = "dispatched"
+        event.state = EventState.DISPATCHED
         db.session.commit()
-        enqueue(FAN_OUT_JOB, event_id, delay=(event.deliver_after - now).total_seconds())
+        _enqueue(JobName.FAN_OUT, event_id, delay=(event.deliver_after - now).total_seconds())
         return {"event": event_id, "fanned_out": False, "why": "waiting for the debounce window"}
     try:
         reason = skip_reason(event)
         if reason is None and current_keys() is None:
-            reason = ("skipped", "no VAPID keys configured")
+            reason = (EventState.SKIPPED, "no VAPID keys configured")
     except KeysUnavailable as exc:
-        reason = ("skipped", str(exc)[:200])
+        reason = (EventState.SKIPPED, str(exc)[:200])
     if reason:
         event.state, event.state_reason, event.finished_at = reason[0], reason[1], now
         db.session.commit()
@@ -181,8 +204,8 @@ def fan_out(event_id: int) -> dict[str, Any]:
     batches = enqueue_batches(event)
     finished = _mark_progress(event_id)
     if not finished:
-        db.session.execute(update(Event).where(Event.id == event_id, Event.state == "fanning_out")
-                           .values(state="sending", progress_at=utcnow()))
+        db.session.execute(update(Event).where(Event.id == event_id, Event.state == EventState.FANNING_OUT)
+                           .values(state=EventState.SENDING, progress_at=utcnow()))
         db.session.commit()
     return {"event": event_id, "fanned_out": True, "subscriptions": total, "batches": batches}
 
@@ -208,7 +231,7 @@ def enqueue_batches(event: Event) -> int:
         ids = db.session.execute(page).scalars().all()
         if not ids:
             return batches
-        enqueue(BATCH_JOB, event_id, ids[0], ids[-1], retry=JOB_RETRY)
+        _enqueue(JobName.SEND_BATCH, event_id, ids[0], ids[-1])
         batches += 1
         last = ids[-1]
 
@@ -230,8 +253,6 @@ def _prepare(event: Event) -> _Prepared:
 def _topic(event: Event) -> str:
     # Topic (RFC 8030 §5.4) makes the push service replace an undelivered older message of the
     # same incident or component, so an offline phone wakes up to the latest state only.
-    from .triggers import event_tag
-
     return event_tag(event)
 
 
@@ -244,7 +265,7 @@ def _claim_new(event: Event, lo: int, hi: int) -> list[int]:
                                    Delivery.subscription_id == Subscription.id).exists()
     )
     # WHERE true: without a WHERE, SQLite parses "ON CONFLICT" as a join constraint of the SELECT.
-    source = select(literal(event.id), candidates.subquery().c.id, literal("sending"), literal(1),
+    source = select(literal(event.id), candidates.subquery().c.id, literal(DeliveryState.SENDING), literal(1),
                     literal(now), literal(now)).where(true())
     stmt = _insert(Delivery).from_select(
         ["event_id", "subscription_id", "outcome", "attempts", "created_at", "updated_at"], source
@@ -255,11 +276,13 @@ def _claim_new(event: Event, lo: int, hi: int) -> list[int]:
 
 
 def _claim_retries(event_id: int, ids: list[int]) -> list[int]:
+    """Claim the deliveries waiting for a retry (those still in state retry) and count the
+    attempt: ``Delivery.attempts`` becomes the number of the attempt about to be made."""
     now = utcnow()
     claimed = list(db.session.execute(
         update(Delivery).where(Delivery.event_id == event_id, _id_in(Delivery.subscription_id, ids),
-                               Delivery.outcome == "retry")
-        .values(outcome="sending", attempts=Delivery.attempts + 1, updated_at=now)
+                               Delivery.outcome == DeliveryState.RETRY)
+        .values(outcome=DeliveryState.SENDING, attempts=Delivery.attempts + 1, updated_at=now)
         .returning(Delivery.subscription_id)
     ).scalars())
     db.session.commit()
@@ -289,10 +312,13 @@ def _id_in(column, ids: list[int]):
     return column.in_(ids)
 
 
-def send_batch(event_id: int, lo: int, hi: int, attempt: int = 0, only_ids: list[int] | None = None) -> dict[str, int]:
-    """Job: deliver one event to the matching subscriptions with ids in [lo, hi]."""
+def send_batch(event_id: int, lo: int, hi: int, attempt: int = 1, only_ids: list[int] | None = None) -> dict[str, int]:
+    """Job: deliver one event to the matching subscriptions with ids in [lo, hi].
+
+    ``attempt`` is the number of this attempt (1 for the first send, as ``Delivery.attempts``
+    counts); a retry job names the deferred subscriptions in ``only_ids``."""
     event = db.session.get(Event, event_id)
-    if event is None or event.state not in ("fanning_out", "sending"):
+    if event is None or event.state not in DELIVERING_EVENT_STATES:
         return {}
     prepared = _prepare(event)
     claimed = _claim_retries(event_id, only_ids) if only_ids else _claim_new(event, lo, hi)
@@ -305,7 +331,7 @@ def send_batch(event_id: int, lo: int, hi: int, attempt: int = 0, only_ids: list
     db.session.commit()  # end the read transaction: no DB locks are held while we wait on the network
     pushes, gone = [], []
     for sid, endpoint, p256dh, auth, status in subs:
-        if status != "active":
+        if status != SubscriptionStatus.ACTIVE:
             gone.append(sid)  # unsubscribed between claim and send
             continue
         pushes.append(OutgoingPush(sid, endpoint, b64url_decode(p256dh), b64url_decode(auth), prepared.payload,
@@ -331,7 +357,7 @@ def _record_results_when_db_returns(event_id: int, results: list[PushResult], **
                 still_sending = db.session.execute(
                     select(func.count()).select_from(Delivery).where(
                         Delivery.event_id == event_id, Delivery.subscription_id.in_(keys),
-                        Delivery.outcome == "sending")
+                        Delivery.outcome == DeliveryState.SENDING)
                 ).scalar_one()
                 if still_sending < len(keys):  # committed before the connection dropped
                     _mark_progress(event_id)
@@ -345,53 +371,101 @@ def _record_results_when_db_returns(event_id: int, results: list[PushResult], **
     raise error
 
 
-def record_results(event_id: int, results: list[PushResult], *, attempt: int, lo: int, hi: int) -> dict[str, int]:
-    now = utcnow()
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    retry_ids: list[int] = []
-    retry_after = 0.0
-    retry_groups: dict[tuple, list[int]] = defaultdict(list)
-    counts = {"sent": 0, "expired": 0, "failed": 0, "retry": 0}
+@dataclass
+class SortedResults:
+    """A batch's results as they are written: final outcomes grouped by (outcome, status code,
+    reason), deferred ones grouped by (status code, reason), and the counts per outcome."""
+
+    final: dict[tuple[PushOutcome, int | None, str], list[int]] = field(default_factory=lambda: defaultdict(list))
+    retries: dict[tuple[int | None, str], list[int]] = field(default_factory=lambda: defaultdict(list))
+    retry_after: float = 0.0  # the longest Retry-After among the deferred
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("sent", "expired", "failed", "retry"), 0))
+
+    @property
+    def retry_ids(self) -> list[int]:
+        return [sid for ids in self.retries.values() for sid in ids]
+
+
+def classify_results(results: list[PushResult], attempt: int | None) -> SortedResults:
+    """Sort results by what happens next. A deferred push (RETRY) is retried unless the policy
+    is exhausted at ``attempt``, when it fails with its last reason; with ``attempt`` None (a test
+    push, which is never retried) it is left out."""
+    policy = retry_policy()
+    out = SortedResults()
     for r in results:
         if r.outcome is PushOutcome.RETRY:
-            if attempt + 1 < MAX_ATTEMPTS:
-                retry_ids.append(r.key)
-                retry_after = max(retry_after, r.retry_after or 0.0)
-                retry_groups[(r.status, r.reason[:280])].append(r.key)
-                counts["retry"] += 1
+            if attempt is None:
                 continue
-            r = PushResult(r.key, PushOutcome.FAILED, r.status, f"gave up after {MAX_ATTEMPTS} attempts: {r.reason}")
-        groups[(r.outcome.value, r.status, r.reason[:300])].append(r.key)
-        counts[r.outcome.value] += 1
+            if not policy.exhausted(attempt):
+                out.retries[(r.status, r.reason[:280])].append(r.key)
+                out.retry_after = max(out.retry_after, r.retry_after or 0.0)
+                out.counts["retry"] += 1
+                continue
+            r = PushResult(r.key, PushOutcome.FAILED, r.status,
+                           f"gave up after {policy.max_attempts} attempts: {r.reason}")
+        out.final[(r.outcome, r.status, r.reason[:300])].append(r.key)
+        out.counts[r.outcome.value] += 1
+    return out
+
+
+def write_final_outcomes(final: dict[tuple[PushOutcome, int | None, str], list[int]], now: datetime, *,
+                         event_id: int | None = None, default_reason: str = "delivery failed") -> None:
+    """Write what the push services said, in bulk: the event's delivery rows (with ``event_id``),
+    the subscriptions (sent -> last active now, expired -> never contacted again) and the admin
+    alerts for failures. Batch jobs and test pushes both come here; the caller commits."""
     # synchronize_session=False: the session holds none of these rows, and the default would fetch
     # every updated id back to look for them (most of this job's own CPU for a 1000-row batch).
-    for (outcome, status, reason), ids in groups.items():
-        db.session.execute(
-            update(Delivery).where(Delivery.event_id == event_id, _id_in(Delivery.subscription_id, ids))
-            .values(outcome=outcome, status_code=status, reason=reason or None, updated_at=now, next_attempt_at=None),
-            execution_options=_BULK,
-        )
-        if outcome == "sent":
-            db.session.execute(update(Subscription).where(_id_in(Subscription.id, ids)).values(last_active_at=now),
-                               execution_options=_BULK)
-        elif outcome == "expired":
-            db.session.execute(
-                update(Subscription).where(_id_in(Subscription.id, ids), Subscription.status == "active")
-                .values(status="expired", status_reason=f"push service answered {status}", updated_at=now),
-                execution_options=_BULK,
-            )
-        elif outcome == "failed":
-            record_alert(reason or "delivery failed", count=len(ids))
-    if retry_ids:
-        delay = min(MAX_RETRY_DELAY, max(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)], retry_after))
-        for (status, reason), ids in retry_groups.items():
-            # Keep the push service's answer so admins can see why a delivery is waiting.
+    for (pushed, status, reason), ids in final.items():
+        outcome = DeliveryState(pushed)  # a final PushOutcome is the delivery's final state
+        if event_id is not None:
             db.session.execute(
                 update(Delivery).where(Delivery.event_id == event_id, _id_in(Delivery.subscription_id, ids))
-                .values(outcome="retry", next_attempt_at=now + timedelta(seconds=delay), updated_at=now,
-                        status_code=status, reason=f"will retry: {reason}" if reason else None),
+                .values(outcome=outcome, status_code=status, reason=reason or None, updated_at=now,
+                        next_attempt_at=None),
                 execution_options=_BULK,
             )
+        if outcome == DeliveryState.SENT:
+            db.session.execute(update(Subscription).where(_id_in(Subscription.id, ids)).values(last_active_at=now),
+                               execution_options=_BULK)
+        elif outcome == DeliveryState.EXPIRED:
+            db.session.execute(
+                update(Subscription).where(_id_in(Subscription.id, ids),
+                                           Subscription.status == SubscriptionStatus.ACTIVE)
+                .values(status=SubscriptionStatus.EXPIRED, status_reason=f"push service answered {status}",
+                        updated_at=now),
+                execution_options=_BULK,
+            )
+        elif outcome == DeliveryState.FAILED:
+            record_alert(reason or default_reason, count=len(ids))
+
+
+def schedule_retries(event_id: int, sorted_results: SortedResults, attempt: int, now: datetime) -> float:
+    """Put the deferred deliveries in state retry until the policy's delay has passed, keeping the
+    push service's answer so admins see why they wait; returns the delay. The caller commits and
+    then enqueues the retry job (``_enqueue_retry``)."""
+    delay = retry_policy().delay(attempt, sorted_results.retry_after)
+    for (status, reason), ids in sorted_results.retries.items():
+        db.session.execute(
+            update(Delivery).where(Delivery.event_id == event_id, _id_in(Delivery.subscription_id, ids))
+            .values(outcome=DeliveryState.RETRY, next_attempt_at=now + timedelta(seconds=delay), updated_at=now,
+                    status_code=status, reason=f"will retry: {reason}" if reason else None),
+            execution_options=_BULK,
+        )
+    return delay
+
+
+def _enqueue_retry(event_id: int, ids: list[int], next_attempt: int, delay: float = 0.0) -> None:
+    _enqueue(JobName.SEND_BATCH, event_id, min(ids), max(ids), next_attempt, ids, delay=delay)
+
+
+def record_results(event_id: int, results: list[PushResult], *, attempt: int, lo: int, hi: int) -> dict[str, int]:
+    """Classify a batch's results, write the final ones, schedule the deferred ones, count."""
+    now = utcnow()
+    sorted_results = classify_results(results, attempt)
+    write_final_outcomes(sorted_results.final, now, event_id=event_id)
+    retry_ids = sorted_results.retry_ids
+    delay = schedule_retries(event_id, sorted_results, attempt, now) if retry_ids else 0.0
+    counts = sorted_results.counts
     db.session.execute(
         update(Event).where(Event.id == event_id).values(
             sent_count=Event.sent_count + counts["sent"], expired_count=Event.expired_count + counts["expired"],
@@ -400,7 +474,7 @@ def record_results(event_id: int, results: list[PushResult], *, attempt: int, lo
     )
     db.session.commit()
     if retry_ids:
-        enqueue(BATCH_JOB, event_id, lo, hi, attempt + 1, retry_ids, delay=delay)
+        _enqueue_retry(event_id, retry_ids, attempt + 1, delay)
     _mark_progress(event_id)
     return counts
 
@@ -408,7 +482,7 @@ def record_results(event_id: int, results: list[PushResult], *, attempt: int, lo
 def _mark_progress(event_id: int) -> bool:
     """Mark the event done once every targeted subscription has a final outcome."""
     counted = db.session.execute(
-        select(Event.id).where(Event.id == event_id, Event.state.in_(("fanning_out", "sending")),
+        select(Event.id).where(Event.id == event_id, Event.state.in_(DELIVERING_EVENT_STATES),
                                Event.fanned_out_at.is_not(None),
                                Event.sent_count + Event.expired_count + Event.failed_count >= Event.queued_count)
     ).scalar_one_or_none()
@@ -420,11 +494,11 @@ def _mark_progress(event_id: int) -> bool:
         return False
     done = db.session.execute(
         update(Event).where(
-            Event.id == event_id, Event.state.in_(("fanning_out", "sending")), Event.fanned_out_at.is_not(None),
+            Event.id == event_id, Event.state.in_(DELIVERING_EVENT_STATES), Event.fanned_out_at.is_not(None),
             Event.sent_count + Event.expired_count + Event.failed_count >= Event.queued_count,
             ~select(Delivery.id).where(Delivery.event_id == event_id,
-                                       Delivery.outcome.in_(("sending", "retry"))).exists(),
-        ).values(state="done", finished_at=utcnow())
+                                       Delivery.outcome.in_(OPEN_DELIVERY_STATES)).exists(),
+        ).values(state=EventState.DONE, finished_at=utcnow())
     ).rowcount
     db.session.commit()
     return done == 1
@@ -463,20 +537,21 @@ def requeue_stalled() -> int:
     count = 0
     lost_fan_outs = db.session.execute(
         select(Event.id).where(
-            or_(and_(Event.state == "dispatched", Event.deliver_after < stale),
-                and_(Event.state == "fanning_out", Event.progress_at < stale))
+            or_(and_(Event.state == EventState.DISPATCHED, Event.deliver_after < stale),
+                and_(Event.state == EventState.FANNING_OUT, Event.progress_at < stale))
         ).limit(100)
     ).scalars().all()
     for event_id in lost_fan_outs:
-        db.session.execute(update(Event).where(Event.id == event_id).values(state="dispatched", progress_at=now))
+        db.session.execute(update(Event).where(Event.id == event_id)
+                           .values(state=EventState.DISPATCHED, progress_at=now))
         db.session.commit()
-        enqueue(FAN_OUT_JOB, event_id)
+        _enqueue(JobName.FAN_OUT, event_id)
         count += 1
     stalled = db.session.execute(
-        select(Event.id).where(Event.state == "sending", Event.progress_at < stale).limit(100)
+        select(Event.id).where(Event.state == EventState.SENDING, Event.progress_at < stale).limit(100)
     ).scalars().all()
     for event_id in stalled:
-        enqueue(RESUME_JOB, event_id)
+        _enqueue(JobName.RESUME_EVENT, event_id)
         count += 1
     return count
 
@@ -487,14 +562,15 @@ def resume_event(event_id: int) -> dict[str, int]:
     went out, and a duplicate alert is worse than a missing one (the Topic header and the tag
     would collapse it on most devices, but not all)."""
     event = db.session.get(Event, event_id)
-    if event is None or event.state != "sending":
+    if event is None or event.state != EventState.SENDING:
         return {}
     now = utcnow()
     db.session.execute(update(Event).where(Event.id == event_id).values(progress_at=now))
     interrupted = list(db.session.execute(
-        update(Delivery).where(Delivery.event_id == event_id, Delivery.outcome == "sending",
+        update(Delivery).where(Delivery.event_id == event_id, Delivery.outcome == DeliveryState.SENDING,
                                Delivery.updated_at < now - timedelta(seconds=stall_seconds()))
-        .values(outcome="failed", reason="interrupted: the worker stopped while sending; not resent", updated_at=now)
+        .values(outcome=DeliveryState.FAILED, reason="interrupted: the worker stopped while sending; not resent",
+                updated_at=now)
         .returning(Delivery.subscription_id)
     ).scalars())
     if interrupted:
@@ -504,14 +580,13 @@ def resume_event(event_id: int) -> dict[str, int]:
     batches = enqueue_batches(event)
     overdue_rows = db.session.execute(
         select(Delivery.subscription_id, Delivery.attempts).where(
-            Delivery.event_id == event_id, Delivery.outcome == "retry",
+            Delivery.event_id == event_id, Delivery.outcome == DeliveryState.RETRY,
             Delivery.next_attempt_at < now - timedelta(seconds=60))
     ).all()
     overdue = [row[0] for row in overdue_rows]
     if overdue:
-        # Carry the attempt count on, so a lost retry job never resets the MAX_ATTEMPTS budget.
-        attempts_so_far = max(row[1] for row in overdue_rows)
-        enqueue(BATCH_JOB, event_id, min(overdue), max(overdue), attempts_so_far, overdue)
+        # Carry the attempt count on, so a lost retry job never resets the policy's attempt budget.
+        _enqueue_retry(event_id, overdue, max(row[1] for row in overdue_rows) + 1)
     _mark_progress(event_id)
     return {"interrupted": len(interrupted), "batches": batches, "retries": len(overdue)}
 
@@ -519,12 +594,8 @@ def resume_event(event_id: int) -> dict[str, int]:
 # --- test pushes --------------------------------------------------------------------------
 
 def test_payload(title: str | None = None, body: str | None = None) -> bytes:
-    from .settings import absolute_url, badge_url, icon_url
-
     settings = get_settings()
     site = current_app.config["SITE_NAME"]
-    import time
-
     return encode_payload({
         "title": title or f"{site}: test notification",
         "body": body or f"Push notifications from {site} work on this device.",
@@ -534,36 +605,30 @@ def test_payload(title: str | None = None, body: str | None = None) -> bytes:
 
 
 def send_test(subscription_ids: list[int], title: str | None = None, body: str | None = None) -> list[PushResult]:
-    """Send a test push now to the given subscriptions and record what the push service said."""
+    """Send a test push now to the given subscriptions and record what the push service said
+    (the same write step as a batch's, without delivery rows: a test belongs to no event)."""
     payload = test_payload(title, body)
     subs = db.session.execute(
-        select(Subscription).where(Subscription.id.in_(subscription_ids), Subscription.status == "active")
+        select(Subscription).where(Subscription.id.in_(subscription_ids),
+                                   Subscription.status == SubscriptionStatus.ACTIVE)
     ).scalars().all()
     pushes = [OutgoingPush(s.id, s.endpoint, b64url_decode(s.p256dh), b64url_decode(s.auth), payload,
                            ttl=3600, urgency="normal", topic="test") for s in subs]
     results = get_sender().send_all(pushes)
-    now = utcnow()
-    by_id = {s.id: s for s in subs}
-    for r in results:
-        sub = by_id[r.key]
-        if r.outcome is PushOutcome.SENT:
-            sub.last_active_at = now
-        elif r.outcome is PushOutcome.EXPIRED:
-            sub.status, sub.status_reason, sub.updated_at = "expired", f"push service answered {r.status}", now
-        elif r.outcome is PushOutcome.FAILED:
-            record_alert(r.reason or "test push failed")
+    write_final_outcomes(classify_results(results, None).final, utcnow(), default_reason="test push failed")
     db.session.commit()
     return results
 
 
-def queue_test_push(subscription_id: int) -> None:
+def queue_test_push(subscription: Subscription) -> None:
     """Queue a test push to one subscription (the admin UI, the admin API and the visitor's
-    "Send me a test" all come here); a 503 service error when the queue is unreachable."""
-    from ..errors import ServiceError
-    from ..jobs import EnqueueError
-
+    "Send me a test" all come here): a 400 service error when it is not active, a 503 when the
+    queue is unreachable."""
+    if subscription.status != SubscriptionStatus.ACTIVE:
+        raise ValidationError(f"subscription {subscription.id} is {subscription.status}; "
+                              "only active subscriptions can receive a test push")
     try:
-        enqueue(TEST_JOB, subscription_id)
+        enqueue(JobName.SEND_TEST, subscription.id)
     except EnqueueError:
         raise ServiceError("the job queue is unavailable; try again shortly", status_code=503) from None
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..extensions import db
 from ..models import AdminAlert, Event
-from ..timeutil import iso
+from ..timeutil import iso, utcnow
 
 
 def recent_events(limit: int = 50, offset: int = 0) -> list[Event]:
@@ -47,3 +47,10 @@ def open_alerts() -> list[AdminAlert]:
     return list(db.session.execute(
         select(AdminAlert).where(AdminAlert.acknowledged_at.is_(None)).order_by(AdminAlert.last_seen_at.desc())
     ).scalars())
+
+
+def acknowledge_alerts() -> int:
+    """Mark every open alert seen (a reason alerts again when it recurs after 10 minutes)."""
+    return db.session.execute(
+        update(AdminAlert).where(AdminAlert.acknowledged_at.is_(None)).values(acknowledged_at=utcnow())
+    ).rowcount

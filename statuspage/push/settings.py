@@ -11,7 +11,7 @@ from .. import validation as v
 from ..errors import ValidationError
 from ..extensions import db
 from ..models import PushSettings
-from .keys import public_key
+from .keys import KeysUnavailable, current_keys, public_key
 
 SETTINGS_FIELDS = ("enabled", "icon_url", "badge_url", "debounce_seconds")
 DEFAULT_ICON = "/static/icons/icon-192.png"
@@ -37,8 +37,6 @@ def get_settings() -> PushSettings:
 def push_available() -> bool:
     """Visitors may subscribe: push is enabled and usable keys exist (a stored key that the
     current SECRET_KEY cannot decrypt could sign nothing, so subscribing would be a lie)."""
-    from .keys import KeysUnavailable, current_keys
-
     settings = db.session.get(PushSettings, 1)
     if settings is not None and not settings.enabled:
         return False

@@ -143,6 +143,7 @@ class PushSimulator:
         self._messages: list[ReceivedMessage] = []
         self._attempts: list[Attempt] = []
         self._delay = 0.0
+        self._generation = 0  # bumped by reset(): requests that arrived before it are not recorded
         self._verified: set[str] = set()  # VAPID headers whose signature already verified
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -280,6 +281,11 @@ class PushSimulator:
         ctx.load_cert_chain(self.cert_path, self._key_path)
         return ctx
 
+    @property
+    def key_path(self) -> str | None:
+        """The TLS private key file (with tls=True), e.g. for another test server on 127.0.0.1."""
+        return self._key_path
+
     def ssl_context_for_clients(self) -> ssl.SSLContext:
         """A client SSLContext that trusts (only) this simulator's certificate."""
         if not self.tls or self.cert_path is None:
@@ -370,8 +376,10 @@ class PushSimulator:
                 self._cond.wait(remaining)
 
     def reset(self) -> None:
-        """Forget messages, attempts, forced statuses and delay (subscriptions stay)."""
+        """Forget messages, attempts, forced statuses and delay (subscriptions stay). A request
+        still being answered (a delay) when this runs is not recorded afterwards either."""
         with self._lock:
+            self._generation += 1
             self._messages.clear()
             self._attempts.clear()
             self._forced.clear()
@@ -385,9 +393,12 @@ class PushSimulator:
         token = request.match_info["token"]
         body = await request.read()
         with self._lock:
-            delay = self._delay
+            delay, generation = self._delay, self._generation
         if delay:
             await asyncio.sleep(delay)
+            with self._lock:
+                if generation != self._generation:  # reset while it waited: it belongs to the past
+                    return web.Response(status=503, text="the simulator was reset")
         headers = CIMultiDict(request.headers)
         status, reason, extra, message = self._process(token, headers, body)
         now = time.time()

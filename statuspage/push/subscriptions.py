@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from .. import validation as v
 from ..errors import NotFoundError, ValidationError
 from ..extensions import db
-from ..models import Component, Subscription, subscription_components
-from ..timeutil import utcnow
+from ..models import Component, Delivery, Subscription, SubscriptionStatus, subscription_components
+from ..timeutil import iso, utcnow
 from .crypto import validate_auth, validate_p256dh
 
 # Hosts of the browser push services (exact host or any subdomain of the suffixes).
@@ -181,6 +181,21 @@ def parse_subscription(data: Any) -> dict[str, Any]:
     }
 
 
+def get_subscription(subscription_id: int) -> Subscription:
+    sub = db.session.get(Subscription, subscription_id)
+    if sub is None:
+        raise NotFoundError(f"subscription {subscription_id} not found")
+    return sub
+
+
+def active_subscription_ids(subscription_id: int | None = None) -> list[int]:
+    """Ids of the active subscriptions (only `subscription_id`, if given), oldest first."""
+    query = select(Subscription.id).where(Subscription.status == SubscriptionStatus.ACTIVE)
+    if subscription_id is not None:
+        query = query.where(Subscription.id == subscription_id)
+    return list(db.session.execute(query.order_by(Subscription.id)).scalars())
+
+
 def find_subscription(endpoint: str) -> Subscription | None:
     return db.session.execute(select(Subscription).where(Subscription.endpoint == endpoint)).scalar_one_or_none()
 
@@ -235,12 +250,6 @@ def unsubscribe(data: Any) -> Subscription:
 def prune_subscriptions(older_than_days: float, limit: int = 1000) -> int:
     """Delete up to `limit` expired/unsubscribed subscriptions not updated for `older_than_days`,
     with their delivery rows; returns how many. Small batches keep each transaction short."""
-    from datetime import timedelta
-
-    from sqlalchemy import delete
-
-    from ..models import Delivery
-
     cutoff = utcnow() - timedelta(days=older_than_days)
     ids = list(db.session.execute(
         select(Subscription.id).where(Subscription.status.in_(("expired", "unsubscribed")),
@@ -257,8 +266,6 @@ def prune_subscriptions(older_than_days: float, limit: int = 1000) -> int:
 
 
 def subscription_dict(sub: Subscription) -> dict[str, Any]:
-    from ..timeutil import iso
-
     return {
         "id": sub.id,
         "endpoint_origin": normalize_origin(sub.endpoint),

@@ -16,7 +16,20 @@ from ..auth import authenticate
 from ..errors import ServiceError
 from ..events import commit, rollback
 from ..extensions import limiter
-from ..models import COMPONENT_STATUSES, INCIDENT_IMPACTS, INCIDENT_STATUSES, MAINTENANCE_STATUSES
+from ..models import (
+    COMPONENT_STATUSES,
+    INCIDENT_IMPACTS,
+    INCIDENT_STATUSES,
+    MAINTENANCE_STATUSES,
+    SUBSCRIPTION_STATUSES,
+)
+from ..push.delivery import queue_test_push
+from ..push.keys import KeysUnavailable, current_keys
+from ..push.reports import acknowledge_alerts, event_dict, open_alerts, recent_events
+from ..push.settings import get_settings, settings_dict, update_settings
+from ..push.subscriptions import get_subscription, list_subscriptions, subscription_dict
+from ..push.triggers import PLACEHOLDERS, URGENCIES, ensure_triggers, preview_payloads, update_triggers
+from ..summary import build_summary
 from ..timeutil import site_tz, utcnow
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -119,8 +132,6 @@ def _component_form(form) -> dict[str, Any]:
 
 @bp.get("/")
 def dashboard():
-    from ..summary import build_summary
-
     return render_template("admin/dashboard.html", s=build_summary())
 
 
@@ -221,8 +232,6 @@ def incident(incident_id: int):
 
 
 def _preview_context() -> dict[str, Any]:
-    from ..push.triggers import preview_payloads
-
     return {"trigger_previews": preview_payloads()}
 
 
@@ -259,10 +268,6 @@ def new_maintenance():
 
 @bp.route("/push", methods=["GET", "POST"])
 def push_settings():
-    from ..push.keys import KeysUnavailable, current_keys
-    from ..push.settings import get_settings, settings_dict, update_settings
-    from ..push.triggers import PLACEHOLDERS, URGENCIES, ensure_triggers, update_triggers
-
     if request.method == "POST":
         if not current_user.is_admin:
             abort(403)
@@ -298,9 +303,6 @@ def push_settings():
 
 @bp.get("/subscriptions")
 def subscriptions():
-    from ..models import SUBSCRIPTION_STATUSES
-    from ..push.subscriptions import list_subscriptions, subscription_dict
-
     status = request.args.get("status")
     status = status if status in SUBSCRIPTION_STATUSES else None
     rows, counts = list_subscriptions(status, limit=200)
@@ -311,38 +313,21 @@ def subscriptions():
 @bp.post("/subscriptions/<int:subscription_id>/test")
 @admin_only
 def test_subscription(subscription_id: int):
-    from ..extensions import db
-    from ..models import Subscription
-    from ..push.delivery import queue_test_push
-
-    sub = db.session.get(Subscription, subscription_id)
-    if sub is None or sub.status != "active":
-        flash("Only active subscriptions can receive a test.", "error")
-    else:
-        try:
-            queue_test_push(sub.id)
-            flash(f"Test push queued for subscription {sub.id}.", "success")
-        except ServiceError as exc:
-            flash(exc.message, "error")
+    try:
+        queue_test_push(get_subscription(subscription_id))
+        flash(f"Test push queued for subscription {subscription_id}.", "success")
+    except ServiceError as exc:
+        flash(exc.message, "error")
     return redirect(url_for("admin.subscriptions"))
 
 
 @bp.get("/events")
 def events():
-    from ..push.reports import event_dict, open_alerts, recent_events
-
     return render_template("admin/events.html", events=[event_dict(e) for e in recent_events(100)],
                            alerts=open_alerts())
 
 
 @bp.post("/alerts/ack")
 def ack_alerts():
-    from sqlalchemy import update
-
-    from ..extensions import db
-    from ..models import AdminAlert
-
-    db.session.execute(update(AdminAlert).where(AdminAlert.acknowledged_at.is_(None)).values(acknowledged_at=utcnow()))
-    db.session.commit()
-    flash("Alerts acknowledged.", "success")
+    run_service(acknowledge_alerts, success="Alerts acknowledged.")
     return redirect(url_for("admin.events"))

@@ -10,10 +10,18 @@ from flask import Blueprint, abort, g, jsonify, request
 from .. import components as components_svc
 from .. import incidents as incidents_svc
 from ..auth import user_for_token
-from ..errors import ServiceError, ValidationError
+from ..errors import ValidationError
 from ..events import commit
+from ..models import SUBSCRIPTION_STATUSES
+from ..push import subscriptions as subscriptions_svc
+from ..push.delivery import queue_test_push
+from ..push.reports import event_dict, recent_events
+from ..push.settings import get_settings, settings_dict, update_settings
+from ..push.subscriptions import subscription_dict
+from ..push.triggers import ensure_triggers, trigger_dict, update_triggers
 from ..serializers import component_dict, group_dict, incident_dict
 from .http import json_error
+from .openapi import build_openapi
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -93,12 +101,6 @@ def admin_required(view):
     return wrapper
 
 
-def _id_arg(value: str) -> int:
-    if not value.isdigit() or int(value) >= 2**31:
-        raise ServiceError(f"{value!r} is not a valid id", status_code=404)
-    return int(value)
-
-
 def created(data: dict):
     response = jsonify(data)
     response.status_code = 201
@@ -121,25 +123,25 @@ def create_component():
     return created(component_dict(component, native=True))
 
 
-@bp.get("/components/<component_id>")
+@bp.get("/components/<int:component_id>")
 @token_required
-def get_component(component_id: str):
-    return jsonify(component_dict(components_svc.get_component(_id_arg(component_id)), native=True))
+def get_component(component_id: int):
+    return jsonify(component_dict(components_svc.get_component(component_id), native=True))
 
 
-@bp.patch("/components/<component_id>")
+@bp.patch("/components/<int:component_id>")
 @token_required
-def patch_component(component_id: str):
-    component = components_svc.get_component(_id_arg(component_id))
+def patch_component(component_id: int):
+    component = components_svc.get_component(component_id)
     components_svc.update_component(component, json_body())
     commit()
     return jsonify(component_dict(component, native=True))
 
 
-@bp.delete("/components/<component_id>")
+@bp.delete("/components/<int:component_id>")
 @token_required
-def delete_component(component_id: str):
-    components_svc.delete_component(components_svc.get_component(_id_arg(component_id)))
+def delete_component(component_id: int):
+    components_svc.delete_component(components_svc.get_component(component_id))
     commit()
     return "", 204
 
@@ -158,19 +160,19 @@ def create_group():
     return created(group_dict(group, native=True))
 
 
-@bp.patch("/component-groups/<group_id>")
+@bp.patch("/component-groups/<int:group_id>")
 @token_required
-def patch_group(group_id: str):
-    group = components_svc.get_group(_id_arg(group_id))
+def patch_group(group_id: int):
+    group = components_svc.get_group(group_id)
     components_svc.update_group(group, json_body())
     commit()
     return jsonify(group_dict(group, native=True))
 
 
-@bp.delete("/component-groups/<group_id>")
+@bp.delete("/component-groups/<int:group_id>")
 @token_required
-def delete_group(group_id: str):
-    components_svc.delete_group(components_svc.get_group(_id_arg(group_id)))
+def delete_group(group_id: int):
+    components_svc.delete_group(components_svc.get_group(group_id))
     commit()
     return "", 204
 
@@ -201,16 +203,16 @@ def create_incident():
     return created(incident_dict(incident, native=True))
 
 
-@bp.get("/incidents/<incident_id>")
+@bp.get("/incidents/<int:incident_id>")
 @token_required
-def get_incident(incident_id: str):
-    return jsonify(incident_dict(incidents_svc.get_incident(_id_arg(incident_id)), native=True))
+def get_incident(incident_id: int):
+    return jsonify(incident_dict(incidents_svc.get_incident(incident_id), native=True))
 
 
-@bp.post("/incidents/<incident_id>/updates")
+@bp.post("/incidents/<int:incident_id>/updates")
 @token_required
-def post_incident_update(incident_id: str):
-    incident = incidents_svc.get_incident(_id_arg(incident_id))
+def post_incident_update(incident_id: int):
+    incident = incidents_svc.get_incident(incident_id)
     incidents_svc.post_update(incident, json_body())
     commit()
     return created(incident_dict(incident, native=True))
@@ -234,25 +236,25 @@ def create_maintenance():
     return created(incident_dict(maintenance, native=True))
 
 
-@bp.get("/maintenances/<maintenance_id>")
+@bp.get("/maintenances/<int:maintenance_id>")
 @token_required
-def get_maintenance(maintenance_id: str):
-    return jsonify(incident_dict(incidents_svc.get_incident(_id_arg(maintenance_id), kind="maintenance"), native=True))
+def get_maintenance(maintenance_id: int):
+    return jsonify(incident_dict(incidents_svc.get_incident(maintenance_id, kind="maintenance"), native=True))
 
 
-@bp.patch("/maintenances/<maintenance_id>")
+@bp.patch("/maintenances/<int:maintenance_id>")
 @token_required
-def patch_maintenance(maintenance_id: str):
-    maintenance = incidents_svc.get_incident(_id_arg(maintenance_id), kind="maintenance")
+def patch_maintenance(maintenance_id: int):
+    maintenance = incidents_svc.get_incident(maintenance_id, kind="maintenance")
     incidents_svc.update_maintenance(maintenance, json_body())
     commit()
     return jsonify(incident_dict(maintenance, native=True))
 
 
-@bp.post("/maintenances/<maintenance_id>/updates")
+@bp.post("/maintenances/<int:maintenance_id>/updates")
 @token_required
-def post_maintenance_update(maintenance_id: str):
-    maintenance = incidents_svc.get_incident(_id_arg(maintenance_id), kind="maintenance")
+def post_maintenance_update(maintenance_id: int):
+    maintenance = incidents_svc.get_incident(maintenance_id, kind="maintenance")
     incidents_svc.post_update(maintenance, json_body())
     commit()
     return created(incident_dict(maintenance, native=True))
@@ -260,8 +262,6 @@ def post_maintenance_update(maintenance_id: str):
 
 @bp.get("/openapi.json")
 def openapi():
-    from .openapi import build_openapi
-
     return jsonify(build_openapi())
 
 
@@ -270,8 +270,6 @@ def openapi():
 @bp.get("/triggers")
 @token_required
 def get_triggers():
-    from ..push.triggers import ensure_triggers, trigger_dict
-
     rows = ensure_triggers()
     commit()
     return jsonify([trigger_dict(t) for t in rows.values()])
@@ -280,8 +278,6 @@ def get_triggers():
 @bp.put("/triggers")
 @admin_required
 def put_triggers():
-    from ..push.triggers import trigger_dict, update_triggers
-
     rows = update_triggers(json_body())
     commit()
     return jsonify([trigger_dict(t) for t in rows])
@@ -290,8 +286,6 @@ def put_triggers():
 @bp.get("/push/settings")
 @token_required
 def get_push_settings():
-    from ..push.settings import get_settings, settings_dict
-
     settings = get_settings()
     commit()
     return jsonify(settings_dict(settings))
@@ -300,8 +294,6 @@ def get_push_settings():
 @bp.put("/push/settings")
 @admin_required
 def put_push_settings():
-    from ..push.settings import settings_dict, update_settings
-
     settings = update_settings(json_body())
     commit()
     return jsonify(settings_dict(settings))
@@ -310,45 +302,24 @@ def put_push_settings():
 @bp.get("/subscriptions")
 @token_required
 def list_subscriptions():
-    from ..models import SUBSCRIPTION_STATUSES
-    from ..push.subscriptions import list_subscriptions as list_subs
-    from ..push.subscriptions import subscription_dict
-
     limit, offset = _paging()
     status = request.args.get("status")
     if status is not None and status not in SUBSCRIPTION_STATUSES:
         raise ValidationError(f"status must be one of: {', '.join(SUBSCRIPTION_STATUSES)}")
-    rows, counts = list_subs(status, limit, offset)
+    rows, counts = subscriptions_svc.list_subscriptions(status, limit, offset)
     return jsonify({"counts": counts, "subscriptions": [subscription_dict(s) for s in rows]})
 
 
-@bp.post("/subscriptions/<subscription_id>/test")
+@bp.post("/subscriptions/<int:subscription_id>/test")
 @admin_required
-def test_subscription(subscription_id: str):
-    from ..models import Subscription
-    from ..push.delivery import queue_test_push
-
-    sub = db_get(Subscription, _id_arg(subscription_id), "subscription")
-    if sub.status != "active":
-        raise ValidationError(f"subscription {sub.id} is {sub.status}; only active ones can be tested")
-    queue_test_push(sub.id)
-    return jsonify({"queued": True, "subscription": sub.id}), 202
+def test_subscription(subscription_id: int):
+    queue_test_push(subscriptions_svc.get_subscription(subscription_id))
+    return jsonify({"queued": True, "subscription": subscription_id}), 202
 
 
 @bp.get("/events")
 @token_required
 def list_events():
-    from ..push.reports import event_dict, recent_events
-
     limit, offset = _paging()
     return jsonify([event_dict(e) for e in recent_events(limit, offset)])
 
-
-def db_get(model, ident: int, what: str):
-    from ..errors import NotFoundError
-    from ..extensions import db
-
-    row = db.session.get(model, ident)
-    if row is None:
-        raise NotFoundError(f"{what} {ident} not found")
-    return row

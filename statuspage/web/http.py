@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, current_app, flash, jsonify, redirect, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, RoutingException
 
 from ..errors import ServiceError
+from ..events import rollback
 from ..extensions import db
 from ..timeutil import to_site
 
@@ -24,14 +26,38 @@ CSP = (
 
 
 class DbIdConverter(IntegerConverter):
-    """`<int:...>` limited to what fits an INTEGER primary key (at most 10 digits, < 2**31)."""
+    """`<int:...>` limited to what fits an INTEGER primary key: 1 .. 2**31-1.
 
-    regex = r"\d{1,10}"
+    The range is in the regex, not only in min/max: when a value matches the regex but fails
+    min/max, werkzeug goes on to the next rule for the path and answers 405 for a PATCH or DELETE
+    whose GET twin exists, where 404 is right."""
+
+    regex = (r"0*(?:[1-9]\d{0,8}|1\d{9}|20\d{8}|21[0-3]\d{7}|214[0-6]\d{6}|2147[0-3]\d{5}|21474[0-7]\d{4}"
+             r"|214748[0-2]\d{3}|2147483[0-5]\d{2}|21474836[0-3]\d|214748364[0-7])")
 
     def __init__(self, map, *args, **kwargs):
         kwargs.setdefault("min", 1)
         kwargs.setdefault("max", 2**31 - 1)
         super().__init__(map, *args, **kwargs)
+
+
+def not_found_message() -> str:
+    """What a JSON 404 says: a path that would exist with a valid id in one of its segments
+    ("/api/v1/incidents/abc") names that segment; anything else is just "not found"."""
+    segments = request.path.split("/")
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    for i, segment in enumerate(segments):
+        if not segment or re.fullmatch(DbIdConverter.regex, segment):
+            continue
+        candidate = "/".join([*segments[:i], "1", *segments[i + 1:]])
+        try:
+            adapter.match(candidate, method=request.method)
+        except HTTPException:
+            continue
+        except RoutingException:  # e.g. a redirect to the slash-terminated rule: not an id problem
+            continue
+        return f"{segment[:40]!r} is not a valid id"
+    return "not found"
 
 
 def wants_json() -> bool:
@@ -62,8 +88,7 @@ def json_error(message: str, status: int, **extra: Any):
 def register_http(app: Flask) -> None:
     @app.errorhandler(ServiceError)
     def service_error(exc: ServiceError):
-        db.session.rollback()
-        db.session.info.pop("outbox", None)
+        rollback()  # the change, its outbox events and its after-commit jobs
         if wants_json():
             response = jsonify(exc.to_dict())
             response.status_code = exc.status_code
@@ -92,7 +117,7 @@ def register_http(app: Flask) -> None:
                                                "again."), 429
         if wants_json():
             messages = {
-                404: "not found",
+                404: not_found_message() if exc.code == 404 else "",
                 405: f"method {request.method} not allowed here",
                 413: "request body too large",
                 415: "unsupported media type",

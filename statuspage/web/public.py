@@ -8,7 +8,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from sqlalchemy import func, select
 
 from ..extensions import db
-from ..incidents import get_incident
+from ..incidents import get_incident, recently_resolved
 from ..models import Incident
 from ..summary import build_summary
 from ..timeutil import iso
@@ -32,11 +32,7 @@ def push_context(components) -> dict:
 @bp.get("/")
 def index():
     s = build_summary()
-    recent = db.session.execute(
-        select(Incident).where(Incident.kind == "incident", Incident.status.in_(("resolved", "postmortem")))
-        .order_by(Incident.created_at.desc()).limit(5)
-    ).scalars().all()
-    return render_template("index.html", s=s, recent=recent, **push_context(s.components))
+    return render_template("index.html", s=s, recent=recently_resolved(5), **push_context(s.components))
 
 
 @bp.get("/incidents/<int:incident_id>")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from ..errors import NotFoundError, ServiceError
+from ..errors import NotFoundError, ValidationError
 from ..events import commit
 from ..extensions import limiter
 from ..push.delivery import queue_test_push
@@ -56,9 +56,9 @@ def test_push():
     data = json_body()
     endpoint = data.get("endpoint") if isinstance(data, dict) else None
     if not isinstance(endpoint, str) or not endpoint or set(data) - {"endpoint"}:
-        raise ServiceError('send {"endpoint": "<your subscription endpoint>"}')
+        raise ValidationError('send {"endpoint": "<your subscription endpoint>"}')
     sub = find_subscription(endpoint)
-    if sub is None or sub.status != "active":
-        raise NotFoundError("no active subscription with that endpoint; subscribe first")
-    queue_test_push(sub.id)
+    if sub is None:
+        raise NotFoundError("no subscription with that endpoint; subscribe first")
+    queue_test_push(sub)
     return jsonify({"queued": True}), 202

@@ -10,37 +10,22 @@ import pytest
 
 from statuspage.auth import create_user
 from statuspage.extensions import db
-
-try:
-    import pushhelpers as ph
-except ImportError:  # tests/ imported as a package
-    from tests import pushhelpers as ph
+from tests.push import helpers as ph
 
 CHROME_UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
 FIREFOX_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture
-def redis_url() -> str:
-    """Real Redis, on a db other test files do not flush (see pushhelpers.PUSH_REDIS_URL)."""
-    return ph.PUSH_REDIS_URL
+pytestmark = pytest.mark.app_config(WTF_CSRF_ENABLED=True)  # the forms are sent as browsers send them
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def rq_app(request, tmp_path, pg_database, sim, redis_url):
-    app = ph.build_app(request.param, tmp_path, pg_database, sim, redis_url=redis_url, WTF_CSRF_ENABLED=True)
-    with app.app_context():
+@pytest.fixture(autouse=True)
+def users(rq_app) -> None:
+    with rq_app.app_context():
         create_user("admin@example.com", PASSWORD, "admin")
         create_user("editor@example.com", PASSWORD, "editor")
         db.session.commit()
-    yield app
-    ph.dispose(app)
-
-
-@pytest.fixture
-def api(rq_app):
-    return ph.Api(rq_app.test_client(), ph.create_admin_token(rq_app))
 
 
 def _csrf(page: str) -> str:
@@ -108,13 +93,13 @@ def _trigger_form(page: str, api) -> dict[str, str]:
     return form
 
 
-def test_triggers_and_settings_forms_save_and_change_what_is_sent(rq_app, sim, api):
+def test_triggers_and_settings_forms_save_and_change_what_is_sent(rq_app, sim, rq_api):
     public_key = ph.generate_keys(rq_app)
-    sub, _ = ph.subscribe(api.client, sim, public_key)
+    sub, _ = ph.subscribe(rq_api.client, sim, public_key)
     browser = _browser(rq_app)
 
     page = _page(browser, "/admin/push")
-    form = _trigger_form(page, api)
+    form = _trigger_form(page, rq_api)
     form["title-incident.created"] = "{site_name} incident: {incident_name} ({impact})"
     form["body-incident.created"] = "{status}: {update_body}"
     form["urgency-incident.created"] = "normal"
@@ -123,7 +108,7 @@ def test_triggers_and_settings_forms_save_and_change_what_is_sent(rq_app, sim, a
     r = browser.post("/admin/push", data=form)
     assert r.status_code == 302
     assert "Triggers saved." in _flashes(_page(browser, "/admin/push"))
-    triggers = {t["event"]: t for t in api.get("/api/v1/triggers").json}
+    triggers = {t["event"]: t for t in rq_api.get("/api/v1/triggers").json}
     assert triggers["incident.created"]["title_template"] == "{site_name} incident: {incident_name} ({impact})"
     assert triggers["incident.created"]["urgency"] == "normal"
     assert triggers["component.down"]["enabled"] is True
@@ -131,25 +116,25 @@ def test_triggers_and_settings_forms_save_and_change_what_is_sent(rq_app, sim, a
 
     # A template naming an unknown placeholder is refused and nothing changes.
     page = _page(browser, "/admin/push")
-    bad = _trigger_form(page, api)
+    bad = _trigger_form(page, rq_api)
     bad["title-incident.created"] = "{site_name} {secret_key}"
     browser.post("/admin/push", data=bad)
     assert "unknown placeholder {secret_key}" in _flashes(_page(browser, "/admin/push"))
-    assert api.get("/api/v1/triggers").json[0]["title_template"] != "{site_name} {secret_key}"
+    assert rq_api.get("/api/v1/triggers").json[0]["title_template"] != "{site_name} {secret_key}"
 
     page = _page(browser, "/admin/push")
     r = browser.post("/admin/push", data={"section": "settings", "enabled": "1", "csrf_token": _csrf(page),
                                           "icon_url": "/static/icons/custom-icon.png", "badge_url": "",
                                           "debounce_seconds": "30"})
     assert r.status_code == 302
-    settings = api.get("/api/v1/push/settings").json
+    settings = rq_api.get("/api/v1/push/settings").json
     assert (settings["icon"], settings["debounce_seconds"], settings["configured"]) == (
         "https://status.example.com/static/icons/custom-icon.png", 30, True)
     assert settings["public_key"] == public_key
 
-    r = api.post("/api/v1/incidents", json={"name": "Login errors", "impact": "critical", "body": "Looking."})
+    r = rq_api.post("/api/v1/incidents", json={"name": "Login errors", "impact": "critical", "body": "Looking."})
     incident_id = r.json["id"]
-    api.post(f"/api/v1/incidents/{incident_id}/updates", json={"status": "identified", "body": "Found."})
+    rq_api.post(f"/api/v1/incidents/{incident_id}/updates", json={"status": "identified", "body": "Found."})
     ph.run_worker(rq_app)
     [message] = sim.received(sub.token)  # incident.updated is off now
     assert message.payload["title"] == "Example Status incident: Login errors (Critical)"
@@ -162,11 +147,11 @@ def test_triggers_and_settings_forms_save_and_change_what_is_sent(rq_app, sim, a
 
 # --- subscriptions ----------------------------------------------------------------------------------
 
-def test_subscriptions_page_and_api_list_origin_browser_status(rq_app, sim, api):
+def test_subscriptions_page_and_api_list_origin_browser_status(rq_app, sim, rq_api):
     public_key = ph.generate_keys(rq_app)
-    chrome, chrome_id = ph.subscribe(api.client, sim, public_key, user_agent=CHROME_UA)
-    firefox, firefox_id = ph.subscribe(api.client, sim, public_key, user_agent=FIREFOX_UA)
-    assert api.client.delete("/api/push/subscriptions", json={"endpoint": firefox.endpoint}).status_code == 204
+    chrome, chrome_id = ph.subscribe(rq_api.client, sim, public_key, user_agent=CHROME_UA)
+    firefox, firefox_id = ph.subscribe(rq_api.client, sim, public_key, user_agent=FIREFOX_UA)
+    assert rq_api.client.delete("/api/push/subscriptions", json={"endpoint": firefox.endpoint}).status_code == 204
 
     page = _page(_browser(rq_app), "/admin/subscriptions")
     rows = dict(re.findall(r"<tr>\s*<td>(\d+)</td>(.*?)</tr>", page, re.S))
@@ -178,7 +163,7 @@ def test_subscriptions_page_and_api_list_origin_browser_status(rq_app, sim, api)
     filtered = _page(_browser(rq_app), "/admin/subscriptions?status=unsubscribed")
     assert f"<td>{firefox_id}</td>" in filtered and f"<td>{chrome_id}</td>" not in filtered
 
-    r = api.get("/api/v1/subscriptions")
+    r = rq_api.get("/api/v1/subscriptions")
     assert r.status_code == 200
     assert r.json["counts"] == {"active": 1, "unsubscribed": 1}
     listed = {s["id"]: s for s in r.json["subscriptions"]}
@@ -188,18 +173,18 @@ def test_subscriptions_page_and_api_list_origin_browser_status(rq_app, sim, api)
     assert listed[chrome_id]["created_at"] and listed[chrome_id]["last_active_at"]
     assert listed[firefox_id]["status"] == "unsubscribed"
     assert "endpoint" not in listed[chrome_id] and "p256dh" not in str(r.json)
-    assert [s["id"] for s in api.get("/api/v1/subscriptions?status=unsubscribed").json["subscriptions"]] == [
+    assert [s["id"] for s in rq_api.get("/api/v1/subscriptions?status=unsubscribed").json["subscriptions"]] == [
         firefox_id]
-    r = api.get("/api/v1/subscriptions?status=bogus")
+    r = rq_api.get("/api/v1/subscriptions?status=bogus")
     assert r.status_code == 400 and "status must be one of" in r.json["error"]
-    assert api.client.get("/api/v1/subscriptions").status_code == 401
+    assert rq_api.client.get("/api/v1/subscriptions").status_code == 401
 
 
-def test_send_test_button_queues_a_push_that_reaches_the_browser(rq_app, sim, api):
+def test_send_test_button_queues_a_push_that_reaches_the_browser(rq_app, sim, rq_api):
     public_key = ph.generate_keys(rq_app)
-    sub, sub_id = ph.subscribe(api.client, sim, public_key)
-    gone, gone_id = ph.subscribe(api.client, sim, public_key)
-    api.client.delete("/api/push/subscriptions", json={"endpoint": gone.endpoint})
+    sub, sub_id = ph.subscribe(rq_api.client, sim, public_key)
+    gone, gone_id = ph.subscribe(rq_api.client, sim, public_key)
+    rq_api.client.delete("/api/push/subscriptions", json={"endpoint": gone.endpoint})
 
     browser = _browser(rq_app)
     page = _page(browser, "/admin/subscriptions")
@@ -213,39 +198,43 @@ def test_send_test_button_queues_a_push_that_reaches_the_browser(rq_app, sim, ap
 
     page = _page(browser, "/admin/subscriptions")
     browser.post(f"/admin/subscriptions/{gone_id}/test", data={"csrf_token": _csrf(page)})
-    assert "Only active subscriptions can receive a test." in _flashes(_page(browser, "/admin/subscriptions"))
+    # One message for the same refusal, in the admin UI, the admin API and the visitor API.
+    refusal = f"subscription {gone_id} is unsubscribed; only active subscriptions can receive a test push"
+    assert refusal in _flashes(_page(browser, "/admin/subscriptions"))
     # Without the CSRF token the form is refused (and nothing is queued: see the count below).
     assert browser.post(f"/admin/subscriptions/{sub_id}/test").status_code == 303
     assert "Your form expired" in _flashes(_page(browser, "/admin/subscriptions"))
 
     # The same through the API.
-    r = api.post(f"/api/v1/subscriptions/{sub_id}/test")
+    r = rq_api.post(f"/api/v1/subscriptions/{sub_id}/test")
     assert r.status_code == 202 and r.json == {"queued": True, "subscription": sub_id}
-    r = api.post(f"/api/v1/subscriptions/{gone_id}/test")
-    assert r.status_code == 400 and "unsubscribed" in r.json["error"]
-    assert api.post("/api/v1/subscriptions/999999/test").status_code == 404
+    r = rq_api.post(f"/api/v1/subscriptions/{gone_id}/test")
+    assert (r.status_code, r.json["error"]) == (400, refusal)
+    r = rq_api.client.post("/api/push/test", json={"endpoint": gone.endpoint})
+    assert (r.status_code, r.json["error"]) == (400, refusal)
+    assert rq_api.post("/api/v1/subscriptions/999999/test").status_code == 404
     ph.run_worker(rq_app)
     assert len(sim.received(sub.token)) == 2 and sim.received(gone.token) == []
 
 
 # --- deliveries -------------------------------------------------------------------------------------
 
-def test_events_page_and_api_counts_match_what_happened(rq_app, sim, api):
+def test_events_page_and_api_counts_match_what_happened(rq_app, sim, rq_api):
     public_key = ph.generate_keys(rq_app)
-    ok = [ph.subscribe(api.client, sim, public_key)[0] for _ in range(2)]
-    gone, _ = ph.subscribe(api.client, sim, public_key)
-    bad, _ = ph.subscribe(api.client, sim, public_key)
-    slow, _ = ph.subscribe(api.client, sim, public_key)
+    ok = [ph.subscribe(rq_api.client, sim, public_key)[0] for _ in range(2)]
+    gone, _ = ph.subscribe(rq_api.client, sim, public_key)
+    bad, _ = ph.subscribe(rq_api.client, sim, public_key)
+    slow, _ = ph.subscribe(rq_api.client, sim, public_key)
     sim.expire(gone.token)
     sim.respond_with(bad.token, 400)
     sim.respond_with(slow.token, 429, retry_after=60, times=1)
 
-    incident_id = api.post("/api/v1/incidents", json={"name": "Partial outage", "body": "Investigating."}).json["id"]
-    api.post(f"/api/v1/incidents/{incident_id}/updates", json={"status": "identified", "notify": False})
+    incident_id = rq_api.post("/api/v1/incidents", json={"name": "Partial outage", "body": "Investigating."}).json["id"]
+    rq_api.post(f"/api/v1/incidents/{incident_id}/updates", json={"status": "identified", "notify": False})
     ph.run_worker(rq_app)
     assert sorted(m.token for m in sim.received()) == sorted(s.token for s in ok)
 
-    events = {e["type"]: e for e in api.get("/api/v1/events").json}
+    events = {e["type"]: e for e in rq_api.get("/api/v1/events").json}
     created, updated = events["incident.created"], events["incident.updated"]
     assert created["counts"] == {"queued": 1, "sent": 2, "expired": 1, "failed": 1, "targeted": 5}
     assert (created["state"], created["incident_id"], created["subject"]) == ("sending", incident_id, "Partial outage")
@@ -266,7 +255,7 @@ def test_events_page_and_api_counts_match_what_happened(rq_app, sim, api):
     # The rate-limited one goes out on retry: the counts follow.
     ph.make_due(rq_app)
     ph.run_worker(rq_app)
-    [created] = [e for e in api.get("/api/v1/events").json if e["type"] == "incident.created"]
+    [created] = [e for e in rq_api.get("/api/v1/events").json if e["type"] == "incident.created"]
     assert created["state"] == "done"
     assert created["counts"] == {"queued": 0, "sent": 3, "expired": 1, "failed": 1, "targeted": 5}
     page = _page(browser, "/admin/events")

@@ -5,40 +5,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from statuspage.extensions import db
 from statuspage.models import Subscription, VapidKey
 from statuspage.push.crypto import b64url_decode
-from statuspage.push.simulator import PushSimulator
+from tests.push import helpers as ph
 
-try:
-    import pushhelpers as ph
-except ImportError:  # tests/ imported as a package
-    from tests import pushhelpers as ph
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def invoke(app, *args: str):
     return app.test_cli_runner().invoke(args=list(args))
-
-
-@pytest.fixture
-def sim() -> Iterator[PushSimulator]:
-    with PushSimulator() as s:
-        yield s
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sim_app(request, tmp_path, pg_database, sim):
-    app = ph.build_app(request.param, tmp_path, pg_database, sim)
-    yield app
-    ph.dispose(app)
 
 
 def _statuses(app) -> dict[int, tuple[str, str | None]]:
@@ -110,27 +90,27 @@ def test_vapid_show_explains_a_changed_secret_key(tmp_path, pg_database):
 
 # --- push test --------------------------------------------------------------------------------------
 
-def test_push_test_fails_loudly_without_keys_or_subscriptions(sim_app, sim):
-    result = invoke(sim_app, "push", "test", "--all")
+def test_push_test_fails_loudly_without_keys_or_subscriptions(eager_app, sim):
+    result = invoke(eager_app, "push", "test", "--all")
     assert result.exit_code != 0 and "no VAPID keys" in result.output
-    ph.generate_keys(sim_app)
-    result = invoke(sim_app, "push", "test", "--all")
+    ph.generate_keys(eager_app)
+    result = invoke(eager_app, "push", "test", "--all")
     assert result.exit_code != 0 and "no active subscriptions" in result.output
-    result = invoke(sim_app, "push", "test")
+    result = invoke(eager_app, "push", "test")
     assert result.exit_code != 0 and "--subscription ID or --all" in result.output
-    result = invoke(sim_app, "push", "test", "--subscription", "42")
+    result = invoke(eager_app, "push", "test", "--subscription", "42")
     assert result.exit_code != 0 and "no active subscription 42" in result.output
     assert sim.attempts() == []
 
 
-def test_push_test_all_sends_and_prints_each_outcome(sim_app, sim):
-    public_key = ph.generate_keys(sim_app)
-    client = sim_app.test_client()
+def test_push_test_all_sends_and_prints_each_outcome(eager_app, sim):
+    public_key = ph.generate_keys(eager_app)
+    client = eager_app.test_client()
     ok, ok_id = ph.subscribe(client, sim, public_key)
     gone, gone_id = ph.subscribe(client, sim, public_key)
     sim.expire(gone.token)
 
-    result = invoke(sim_app, "push", "test", "--all", "--title", "Hello", "--body", "Is this thing on?")
+    result = invoke(eager_app, "push", "test", "--all", "--title", "Hello", "--body", "Is this thing on?")
     assert result.exit_code == 2  # something was not sent
     lines = result.stdout.strip().splitlines()
     assert lines == [f"subscription {ok_id}: sent 201", f"subscription {gone_id}: expired 410 (410 Gone)",
@@ -139,10 +119,10 @@ def test_push_test_all_sends_and_prints_each_outcome(sim_app, sim):
     assert (message.payload["title"], message.payload["body"], message.payload["event"]) == (
         "Hello", "Is this thing on?", "test")
     assert message.claims["aud"] == sim.origin
-    assert _statuses(sim_app)[gone_id] == ("expired", "push service answered 410")
+    assert _statuses(eager_app)[gone_id] == ("expired", "push service answered 410")
 
     # Now only the live one is left: exit 0, default texts.
-    result = invoke(sim_app, "push", "test", "--subscription", str(ok_id))
+    result = invoke(eager_app, "push", "test", "--subscription", str(ok_id))
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().splitlines() == [f"subscription {ok_id}: sent 201", "1 sent, 0 not sent"]
     assert sim.received(ok.token)[-1].payload["title"] == "Example Status: test notification"

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
+import statuspage.push.http1 as http1
 import statuspage.push.sender as sender_module
 from statuspage.extensions import db
 from statuspage.models import Delivery, Event, Subscription
@@ -28,11 +29,7 @@ from statuspage.push.crypto import (
 )
 from statuspage.push.sender import OutgoingPush, PushOutcome, PushSender
 from statuspage.push.simulator import PushSimulator, SimSubscription
-
-try:
-    import pushhelpers as ph
-except ImportError:  # tests/ imported as a package
-    from tests import pushhelpers as ph
+from tests.push import helpers as ph
 
 SUBJECT = "mailto:ops@status.example"
 SUBSCRIBERS = 120
@@ -137,8 +134,9 @@ def test_sender_queue_reuse_and_reconnect_keep_every_message_intact(body_spy):
         subs = [first.new_subscription(public_key) for _ in range(5)]
         first.set_delay(0.02)  # requests wait in the pool's queue while others are in flight
         port = first.port
+        trust = first.ssl_context_for_clients()
         sender = PushSender(VapidSigner(private_key, SUBJECT), is_allowed_endpoint=lambda url: True,
-                            concurrency=24, timeout=10, ssl_context=first.ssl_context_for_clients())
+                            concurrency=24, timeout=10, ssl_context=trust)
         pushes = [_push(subs[i % 5], json.dumps({"n": i}).encode(), i) for i in range(200)]
         results = sender.send_all(pushes)
         assert [r.key for r in results] == list(range(200))
@@ -147,7 +145,7 @@ def test_sender_queue_reuse_and_reconnect_keep_every_message_intact(body_spy):
         assert sorted(m.payload["n"] for m in got) == list(range(200))
         assert all(m.claims["aud"] == first.origin for m in got)
         # Fewer connections than messages: a new one opens only when requests had to wait.
-        [pool] = sender._pools.values()
+        [pool] = sender._transport._pools.values()
         assert 1 <= pool.total <= 24
     try:
         # The same origin comes back (same port, same subscriber keys, a new certificate); the
@@ -155,7 +153,7 @@ def test_sender_queue_reuse_and_reconnect_keep_every_message_intact(body_spy):
         with PushSimulator(port=port, tls=True) as second:
             for sub in subs:
                 second.register_subscription(sub.token, sub.private_key, sub.auth, public_key)
-            sender.ssl_context = second.ssl_context_for_clients()
+            trust.load_verify_locations(cafile=second.cert_path)  # new connections trust it too
             again = sender.send_all([_push(s, b"after restart", f"again-{i}") for i, s in enumerate(subs)])
             assert [r.outcome for r in again] == [PushOutcome.SENT] * 5, [r.reason for r in again]
             assert [m.plaintext for m in second.received()] == [b"after restart"] * 5
@@ -173,7 +171,7 @@ def test_a_batch_never_waits_forever_for_an_answer(monkeypatch):
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)  # the kernel completes the handshakes; nothing ever reads or answers
     port = silent.getsockname()[1]
-    monkeypatch.setattr(sender_module._Pool, "expire", lambda self, now: None)
+    monkeypatch.setattr(http1._Pool, "expire", lambda self, now: None)
     sub_key = b64url_decode(public_key)  # any valid P-256 point will do: nobody decrypts
     try:
         with PushSender(VapidSigner(private_key, SUBJECT), is_allowed_endpoint=lambda url: True,

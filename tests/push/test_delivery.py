@@ -12,37 +12,15 @@ import pytest
 from sqlalchemy import select
 
 from statuspage.extensions import db
+from statuspage.jobs import JobName
 from statuspage.models import AdminAlert, Delivery, Event
 from statuspage.push.crypto import b64url_decode
 from statuspage.push.simulator import PushSimulator
 from statuspage.worker import AppWorker
+from tests.hardening_support import PrivateRedis
+from tests.push import helpers as ph
 
-try:
-    import pushhelpers as ph
-except ImportError:  # tests/ imported as a package
-    from tests import pushhelpers as ph
-
-BATCH_JOB = "statuspage.push.delivery.send_batch"
-
-
-@pytest.fixture
-def redis_url() -> str:
-    """Real Redis, on a db other test files do not flush (see pushhelpers.PUSH_REDIS_URL)."""
-    return ph.PUSH_REDIS_URL
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def rq_app(request, tmp_path, pg_database, sim, redis_url):
-    marker = request.node.get_closest_marker("app_config")
-    app = ph.build_app(request.param, tmp_path, pg_database, sim, redis_url=redis_url,
-                       **(marker.kwargs if marker else {}))
-    yield app
-    ph.dispose(app)
-
-
-@pytest.fixture
-def api(rq_app):
-    return ph.Api(rq_app.test_client(), ph.create_admin_token(rq_app))
+BATCH_JOB = JobName.SEND_BATCH
 
 
 def _post_incident(api, **fields) -> int:
@@ -63,13 +41,13 @@ def _alerts(app) -> dict[str, AdminAlert]:
 
 # --- the happy path, every field ----------------------------------------------------------------
 
-def test_incident_reaches_subscriber_with_every_payload_field_and_header(rq_app, sim, api):
+def test_incident_reaches_subscriber_with_every_payload_field_and_header(rq_app, sim, rq_api):
     public_key = ph.generate_keys(rq_app)
-    sub, sub_id = ph.subscribe(api.client, sim, public_key,
+    sub, sub_id = ph.subscribe(rq_api.client, sim, public_key,
                                user_agent="Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36")
     subscribed_active_at = ph.sub_row(rq_app, sub_id).last_active_at
 
-    incident_id = _post_incident(api)
+    incident_id = _post_incident(rq_api)
     # Nothing is sent from the request: the event waits in the queue for a worker.
     assert sim.attempts() == []
     [event] = ph.event_rows(rq_app)
@@ -115,7 +93,7 @@ def test_incident_reaches_subscriber_with_every_payload_field_and_header(rq_app,
     assert row.last_active_at > subscribed_active_at
 
     # The admin's view agrees with what the simulator saw.
-    [listed] = [e for e in api.get("/api/v1/events").json if e["id"] == event.id]
+    [listed] = [e for e in rq_api.get("/api/v1/events").json if e["id"] == event.id]
     assert listed["counts"] == {"queued": 0, "sent": 1, "expired": 0, "failed": 0, "targeted": 1}
 
 
@@ -161,10 +139,10 @@ def test_tls_push_service_with_untrusted_certificate_fails_and_alerts(tmp_path, 
 
 # --- every answer a push service can give ------------------------------------------------------
 
-def test_each_push_service_answer_sets_the_right_state(rq_app, sim, api):
+def test_each_push_service_answer_sets_the_right_state(rq_app, sim, rq_api):
     public_key = ph.generate_keys(rq_app)
     names = ["ok", "gone", "missing", "limited", "flaky", "bad", "unauthorized", "forbidden", "too_large"]
-    subs = {name: ph.subscribe(api.client, sim, public_key) for name in names}
+    subs = {name: ph.subscribe(rq_api.client, sim, public_key) for name in names}
     token = {name: s.token for name, (s, _) in subs.items()}
     sid = {name: i for name, (_, i) in subs.items()}
     sim.expire(token["gone"])  # 410
@@ -174,7 +152,7 @@ def test_each_push_service_answer_sets_the_right_state(rq_app, sim, api):
     for name, status in (("bad", 400), ("unauthorized", 401), ("forbidden", 403), ("too_large", 413)):
         sim.respond_with(token[name], status)
 
-    incident_id = _post_incident(api)
+    incident_id = _post_incident(rq_api)
     ph.run_worker(rq_app)
     sent_at = time.time()
 
@@ -210,7 +188,7 @@ def test_each_push_service_answer_sets_the_right_state(rq_app, sim, api):
     alerts = _alerts(rq_app)
     assert set(alerts) == {"400 Bad Request", "401 Unauthorized", "403 Forbidden", "413 Payload Too Large"}
     assert all(a.alerts == 1 and a.count == 1 for a in alerts.values())
-    page = api.get("/api/v1/events").json
+    page = rq_api.get("/api/v1/events").json
     assert [e["counts"] for e in page if e["id"] == event.id] == [
         {"queued": 2, "sent": 1, "expired": 2, "failed": 4, "targeted": 9}]
 
@@ -228,7 +206,7 @@ def test_each_push_service_answer_sets_the_right_state(rq_app, sim, api):
 
     # The next event never contacts the expired subscriptions; the failing ones fail again but
     # the admin is not alerted again within 10 minutes (the count still grows).
-    r = api.post(f"/api/v1/incidents/{incident_id}/updates", json={"status": "identified", "body": "Found it."})
+    r = rq_api.post(f"/api/v1/incidents/{incident_id}/updates", json={"status": "identified", "body": "Found it."})
     assert r.status_code == 201
     ph.run_worker(rq_app)
     assert len(sim.attempts(token["gone"])) == 1 and len(sim.attempts(token["missing"])) == 1
@@ -243,28 +221,34 @@ def test_each_push_service_answer_sets_the_right_state(rq_app, sim, api):
         for alert in db.session.execute(select(AdminAlert)).scalars():
             alert.last_alerted_at -= timedelta(minutes=11)
         db.session.commit()
-    r = api.post(f"/api/v1/incidents/{incident_id}/updates", json={"status": "monitoring", "body": "Fix is out."})
+    r = rq_api.post(f"/api/v1/incidents/{incident_id}/updates", json={"status": "monitoring", "body": "Fix is out."})
     assert r.status_code == 201
     ph.run_worker(rq_app)
     assert all(a.alerts == 2 and a.count == 3 for a in _alerts(rq_app).values())
 
 
-def test_server_errors_back_off_then_give_up(rq_app, sim, api):
+def test_server_errors_back_off_then_give_up(rq_app, sim, rq_api):
     public_key = ph.generate_keys(rq_app)
-    sub, sub_id = ph.subscribe(api.client, sim, public_key)
+    sub, sub_id = ph.subscribe(rq_api.client, sim, public_key)
     sim.respond_with(sub.token, 502)  # until reset
-    _post_incident(api)
+    _post_incident(rq_api)
     ph.run_worker(rq_app)
     [event] = ph.event_rows(rq_app)
-    delays = []
-    for _ in range(10):  # bounded: MAX_ATTEMPTS is 6
-        if not ph.scheduled_jobs(rq_app):
+    delays, retry_jobs = [], []
+    for _ in range(10):  # bounded: the policy allows 6 attempts
+        scheduled = ph.scheduled_jobs(rq_app)
+        if not scheduled:
             break
+        [(job, _)] = scheduled
+        retry_jobs.append((job.args[3], job.retries_left))
         delivery = ph.delivery_rows(rq_app, event.id)[sub_id]
         delays.append((delivery.next_attempt_at - delivery.updated_at).total_seconds())
         ph.make_due(rq_app)
         ph.run_worker(rq_app)
     assert delays == [5, 30, 120, 600, 1800]  # exponential backoff between the 6 attempts
+    # Each retry job names its attempt (counted from 1, like Delivery.attempts) and, like a first
+    # batch, is re-run by RQ if it raises.
+    assert retry_jobs == [(2, 3), (3, 3), (4, 3), (5, 3), (6, 3)]
     assert len(sim.attempts(sub.token)) == 6
     assert sim.received() == []
     [event] = ph.event_rows(rq_app)
@@ -278,10 +262,10 @@ def test_server_errors_back_off_then_give_up(rq_app, sim, api):
 # --- idempotence ---------------------------------------------------------------------------------
 
 @pytest.mark.app_config(PUSH_BATCH_SIZE=2)
-def test_duplicated_batch_jobs_and_sweeper_resume_never_send_twice(rq_app, sim, api):
+def test_duplicated_batch_jobs_and_sweeper_resume_never_send_twice(rq_app, sim, rq_api):
     public_key = ph.generate_keys(rq_app)
-    subs = [ph.subscribe(api.client, sim, public_key)[0] for _ in range(3)]
-    _post_incident(api)
+    subs = [ph.subscribe(rq_api.client, sim, public_key)[0] for _ in range(3)]
+    _post_incident(rq_api)
     q = ph.queue(rq_app)
 
     # Run only the fan-out job, then deliver every batch job twice (as RQ may after a lost ack).
@@ -310,15 +294,15 @@ def test_duplicated_batch_jobs_and_sweeper_resume_never_send_twice(rq_app, sim, 
     assert (event.state, event.sent_count) == ("done", 3)
 
 
-def test_payload_decrypts_with_the_subscription_keys_only(rq_app, sim, api):
+def test_payload_decrypts_with_the_subscription_keys_only(rq_app, sim, rq_api):
     """The keys the browser registered are the ones the message is encrypted to (the simulator
     decrypts with the private key it kept; a different auth secret would fail with 400)."""
     public_key = ph.generate_keys(rq_app)
-    sub, sub_id = ph.subscribe(api.client, sim, public_key)
+    sub, sub_id = ph.subscribe(rq_api.client, sim, public_key)
     row = ph.sub_row(rq_app, sub_id)
     assert b64url_decode(row.p256dh) == b64url_decode(sub.p256dh)
     assert b64url_decode(row.auth) == b64url_decode(sub.auth)
-    _post_incident(api, name="Ünïcödé ☃ outage", body="é☃𝄞" * 2000)
+    _post_incident(rq_api, name="Ünïcödé ☃ outage", body="é☃𝄞" * 2000)
     ph.run_worker(rq_app)
     [message] = sim.received(sub.token)  # decrypted and JSON-decoded: still valid UTF-8
     assert message.payload["title"] == "Example Status: Ünïcödé ☃ outage"
@@ -329,20 +313,6 @@ def test_payload_decrypts_with_the_subscription_keys_only(rq_app, sim, api):
 
 
 # --- which events go out, to whom (eager jobs; the same job functions, run inline) ---------------
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def eager_app(request, tmp_path, pg_database, sim):
-    marker = request.node.get_closest_marker("app_config")
-    app = ph.build_app(request.param, tmp_path, pg_database, sim, **(marker.kwargs if marker else {}))
-    assert app.config["JOBS_EAGER"]
-    yield app
-    ph.dispose(app)
-
-
-@pytest.fixture
-def eager_api(eager_app):
-    return ph.Api(eager_app.test_client(), ph.create_admin_token(eager_app))
-
 
 def _component(api, name: str) -> int:
     r = api.post("/api/v1/components", json={"name": name})
@@ -504,13 +474,13 @@ def test_component_triggers_are_off_by_default(eager_app, sim, eager_api):
 
 
 @pytest.mark.app_config(PUSH_DEBOUNCE_SECONDS=60)
-def test_component_down_waits_in_rq_scheduler_for_the_debounce_window(rq_app, sim, api):
-    _enable_component_triggers(api)
+def test_component_down_waits_in_rq_scheduler_for_the_debounce_window(rq_app, sim, rq_api):
+    _enable_component_triggers(rq_api)
     public_key = ph.generate_keys(rq_app)
-    sub, _ = ph.subscribe(api.client, sim, public_key)
-    _set_status(api, _component(api, "API"), "major_outage")
+    sub, _ = ph.subscribe(rq_api.client, sim, public_key)
+    _set_status(rq_api, _component(rq_api, "API"), "major_outage")
     [(job, when)] = ph.scheduled_jobs(rq_app)
-    assert job.func_name == "statuspage.push.delivery.fan_out" and when > time.time() + 50
+    assert job.func_name == JobName.FAN_OUT and when > time.time() + 50
     ph.run_worker(rq_app)
     assert sim.attempts() == []  # not due yet
     ph.time_travel_events(rq_app, 120)
@@ -522,10 +492,9 @@ def test_component_down_waits_in_rq_scheduler_for_the_debounce_window(rq_app, si
 # --- Redis down while an admin posts -------------------------------------------------------------
 
 @pytest.fixture
-def own_redis() -> Iterator[ph.RedisServer]:
-    server = ph.RedisServer().start()
-    yield server
-    server.stop()
+def own_redis(tmp_path) -> Iterator[PrivateRedis]:
+    with PrivateRedis(tmp_path) as server:
+        yield server
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -606,13 +575,13 @@ def test_flapping_after_an_announced_outage_sends_the_settled_state_only(eager_a
     assert _events(sim, sub.token) == ["component.down", "component.recovered"]
 
 
-def test_unsubscribed_while_waiting_for_retry_is_dropped_quietly(rq_app, sim, api):
+def test_unsubscribed_while_waiting_for_retry_is_dropped_quietly(rq_app, sim, rq_api):
     public_key = ph.generate_keys(rq_app)
-    sub, sub_id = ph.subscribe(api.client, sim, public_key)
+    sub, sub_id = ph.subscribe(rq_api.client, sim, public_key)
     sim.respond_with(sub.token, 429, retry_after=30, times=1)
-    _post_incident(api)
+    _post_incident(rq_api)
     ph.run_worker(rq_app)
-    assert api.client.delete("/api/push/subscriptions", json={"endpoint": sub.endpoint}).status_code == 204
+    assert rq_api.client.delete("/api/push/subscriptions", json={"endpoint": sub.endpoint}).status_code == 204
 
     ph.make_due(rq_app)
     ph.run_worker(rq_app)
@@ -648,14 +617,14 @@ def test_embedded_job_thread_delivers_without_redis(kind, tmp_path, pg_database,
         ph.dispose(app)
 
 
-def test_worker_that_died_mid_send_is_not_resent(rq_app, sim, api):
+def test_worker_that_died_mid_send_is_not_resent(rq_app, sim, rq_api):
     """Rows a dead worker left 'sending' are failed by the sweeper, never sent a second time:
     nobody knows whether the push went out, and a duplicate alert is worse than a missing one."""
     from statuspage.push.delivery import _claim_new
 
     public_key = ph.generate_keys(rq_app)
-    sub, sub_id = ph.subscribe(api.client, sim, public_key)
-    _post_incident(api)
+    sub, sub_id = ph.subscribe(rq_api.client, sim, public_key)
+    _post_incident(rq_api)
     q = ph.queue(rq_app)
     with rq_app.app_context():
         AppWorker([q], connection=q.connection).work(burst=True, max_jobs=1, logging_level="WARNING")  # fan-out
@@ -679,16 +648,16 @@ def test_worker_that_died_mid_send_is_not_resent(rq_app, sim, api):
     assert ph.delivery_rows(rq_app, event.id)[sub_id].reason.startswith("interrupted")
 
 
-def test_maintenance_start_is_announced_on_time_through_the_rq_scheduler(rq_app, sim, api):
+def test_maintenance_start_is_announced_on_time_through_the_rq_scheduler(rq_app, sim, rq_api):
     from datetime import datetime
 
     from statuspage.models import Incident
 
-    assert api.put("/api/v1/triggers", json={"maintenance.started": {"enabled": True}}).status_code == 200
+    assert rq_api.put("/api/v1/triggers", json={"maintenance.started": {"enabled": True}}).status_code == 200
     public_key = ph.generate_keys(rq_app)
-    sub, _ = ph.subscribe(api.client, sim, public_key)
+    sub, _ = ph.subscribe(rq_api.client, sim, public_key)
     start = datetime.now(UTC) + timedelta(hours=1)
-    r = api.post("/api/v1/maintenances", json={
+    r = rq_api.post("/api/v1/maintenances", json={
         "name": "Database upgrade", "scheduled_for": start.isoformat(),
         "scheduled_until": (start + timedelta(hours=2)).isoformat(), "body": "Upgrading to v16."})
     assert r.status_code == 201, r.json
@@ -696,7 +665,7 @@ def test_maintenance_start_is_announced_on_time_through_the_rq_scheduler(rq_app,
     ph.run_worker(rq_app)
     assert sim.attempts() == []  # maintenance.scheduled is off by default; the start is an hour away
     jobs = sorted(when for job, when in ph.scheduled_jobs(rq_app)
-                  if job.func_name == "statuspage.incidents.run_due_maintenances")
+                  if job.func_name == JobName.RUN_DUE_MAINTENANCES)
     assert len(jobs) == 2 and abs(jobs[0] - start.timestamp()) < 5
 
     with rq_app.app_context():  # the hour passes
@@ -713,30 +682,30 @@ def test_maintenance_start_is_announced_on_time_through_the_rq_scheduler(rq_app,
     assert message.headers["Topic"] == f"maintenance-{maintenance_id}"
 
 
-def test_unsubscribed_between_fan_out_and_batch_still_finishes_the_event(rq_app, sim, api):
+def test_unsubscribed_between_fan_out_and_batch_still_finishes_the_event(rq_app, sim, rq_api):
     public_key = ph.generate_keys(rq_app)
-    leaving, _ = ph.subscribe(api.client, sim, public_key)
-    staying, _ = ph.subscribe(api.client, sim, public_key)
-    _post_incident(api)
+    leaving, _ = ph.subscribe(rq_api.client, sim, public_key)
+    staying, _ = ph.subscribe(rq_api.client, sim, public_key)
+    _post_incident(rq_api)
     q = ph.queue(rq_app)
     with rq_app.app_context():
         AppWorker([q], connection=q.connection).work(burst=True, max_jobs=1, logging_level="WARNING")  # fan-out
-    assert api.client.delete("/api/push/subscriptions", json={"endpoint": leaving.endpoint}).status_code == 204
+    assert rq_api.client.delete("/api/push/subscriptions", json={"endpoint": leaving.endpoint}).status_code == 204
     ph.run_worker(rq_app)
     assert sim.received(leaving.token) == [] and len(sim.received(staying.token)) == 1
     [event] = ph.event_rows(rq_app)
     assert event.state == "done"
-    [listed] = api.get("/api/v1/events").json
+    [listed] = rq_api.get("/api/v1/events").json
     assert listed["counts"]["queued"] == 0 and listed["counts"]["sent"] == 1
 
 
-def test_resumed_retry_keeps_the_attempt_budget(rq_app, sim, api):
+def test_resumed_retry_keeps_the_attempt_budget(rq_app, sim, rq_api):
     """A retry job lost from Redis is re-queued by the sweeper with its attempts so far: a
     delivery already tried 5 times gets exactly one more try, not a fresh budget of 6."""
     public_key = ph.generate_keys(rq_app)
-    sub, sub_id = ph.subscribe(api.client, sim, public_key)
+    sub, sub_id = ph.subscribe(rq_api.client, sim, public_key)
     sim.respond_with(sub.token, 503)  # until reset
-    _post_incident(api)
+    _post_incident(rq_api)
     ph.run_worker(rq_app)  # first attempt → retry scheduled
     ph.queue(rq_app).connection.flushdb()  # the scheduled retry job is lost
     with rq_app.app_context():

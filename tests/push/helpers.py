@@ -1,12 +1,12 @@
-"""Shared pieces of the push delivery tests: apps wired to the push-service simulator (eager jobs
-or the real RQ worker on real Redis), subscribing through the public API, running a burst worker,
-moving RQ's scheduled jobs forward in time, and reading rows back."""
+"""Plain helpers of the push tests (fixtures are in tests/push/conftest.py): apps wired to the
+push-service simulator (eager jobs or the real RQ worker on real Redis), subscribing through the
+public API, running a burst worker, moving RQ's scheduled jobs forward in time, reading rows back.
+Import it as `from tests.push import helpers as ph`."""
 from __future__ import annotations
 
 import os
 import secrets
 import socket
-import subprocess
 import time
 from datetime import timedelta
 from typing import Any
@@ -21,15 +21,12 @@ from sqlalchemy import select
 from statuspage.extensions import db
 from statuspage.models import Delivery, Event, Subscription
 from statuspage.push.crypto import b64url_encode, public_key_b64
+from statuspage.push.delivery import close_senders
 from statuspage.push.simulator import PushSimulator, SimSubscription
-
-try:  # tests/ is a plain directory (conftest importable as `conftest`) or a package
-    from conftest import TEST_SECRET, Api, _dispose, create_admin_token, make_app
-except ImportError:  # pragma: no cover - depends on how pytest imported tests/
-    from tests.conftest import TEST_SECRET, Api, _dispose, create_admin_token, make_app
+from tests.conftest import TEST_SECRET, Api, _dispose, create_admin_token, make_app
 
 __all__ = [
-    "PUSH_REDIS_URL", "TEST_SECRET", "Api", "RedisServer", "browser_subscription", "build_app", "close_senders",
+    "PUSH_REDIS_URL", "TEST_SECRET", "Api", "browser_subscription", "build_app",
     "create_admin_token", "delivery_rows", "dispose", "event_rows", "free_port", "generate_keys", "make_app",
     "make_due", "queue", "run_worker", "scheduled_jobs", "sub_row", "subscribe", "time_travel_events",
 ]
@@ -53,16 +50,6 @@ def build_app(kind: str, tmp_path, pg_database: str, sim: PushSimulator | None, 
         config.update(REDIS_URL=redis_url, JOBS_EAGER=False, RQ_QUEUE=f"push-test-{secrets.token_hex(4)}")
     config.update(overrides)
     return make_app(url, tmp_path, **config)
-
-
-def close_senders() -> None:
-    """Stop the pooled senders the delivery module caches per key/config (one per test app)."""
-    from statuspage.push import delivery
-
-    senders = getattr(delivery, "_senders", {})
-    for sender in list(senders.values()):
-        sender.close()
-    senders.clear()
 
 
 def dispose(app) -> None:
@@ -179,37 +166,3 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class RedisServer:
-    """A redis-server of the test's own on a free port, so the test can stop and restart it."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        conn = Redis.from_url(self.url, socket_connect_timeout=0.5)
-        for _ in range(100):  # readiness, bounded: up to ~5 s
-            try:
-                conn.ping()
-                return self
-            except RedisConnectionError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"redis-server exited with {self.proc.returncode}") from None
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        self.proc = None

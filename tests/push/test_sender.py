@@ -43,20 +43,14 @@ def signer(vapid: tuple[str, str]) -> VapidSigner:
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[PushSimulator]:
-    with PushSimulator(control_api=True) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
 def tls_sim() -> Iterator[PushSimulator]:
     with PushSimulator(tls=True) as s:
         yield s
 
 
 @pytest.fixture(scope="module")
-def sender(sim: PushSimulator, signer: VapidSigner) -> Iterator[PushSender]:
-    with PushSender(signer, is_allowed_endpoint=lambda url: url.startswith(sim.base_url + "/"),
+def sender(sim_server: PushSimulator, signer: VapidSigner) -> Iterator[PushSender]:
+    with PushSender(signer, is_allowed_endpoint=lambda url: url.startswith(sim_server.base_url + "/"),
                     concurrency=64, timeout=5) as s:
         yield s
 

@@ -3,20 +3,13 @@ POST /api/push/test, exactly as a browser's PushSubscription.toJSON() and sw-pus
 Bad input is a 400 with a JSON error that says what is wrong, and never leaves a row behind."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import func, select
 
 from statuspage.extensions import db
 from statuspage.models import Subscription
 from statuspage.push.crypto import b64url_decode, b64url_encode
-from statuspage.push.simulator import PushSimulator
-
-try:
-    import pushhelpers as ph
-except ImportError:  # tests/ imported as a package
-    from tests import pushhelpers as ph
+from tests.push import helpers as ph
 
 EXTRA = "http://127.0.0.1:8099"  # a self-hosted push service the config allows (never contacted here)
 FCM = "https://fcm.googleapis.com/fcm/send/"
@@ -259,12 +252,6 @@ def test_too_many_subscribe_requests_get_429(app, client, keys):
 
 
 # --- the visitor's own test push -------------------------------------------------------------------
-
-@pytest.fixture
-def sim() -> Iterator[PushSimulator]:
-    with PushSimulator() as s:
-        yield s
-
 
 def test_visitor_test_push_reaches_own_subscription_only(tmp_path, pg_database, sim):
     app = ph.build_app("sqlite", tmp_path, pg_database, sim)  # eager jobs: the test job runs inline
