@@ -64,13 +64,16 @@ def _component_changes(data: dict) -> dict[int, str | None]:
         if len(raw) > 500:
             raise ValidationError("components may name at most 500 components", field="components")
         for key, status in raw.items():
-            if not (isinstance(key, str) and key.isdigit() and 0 < int(key) < 2**31):
-                raise ValidationError(f"components: {key!r} is not a component id", field="components")
+            try:
+                cid = v.parse_id(key, "components")
+            except ValidationError:
+                raise ValidationError(f"components: {str(key)[:40]!r} is not a component id",
+                                      field="components") from None
             if status not in COMPONENT_STATUSES:
                 raise ValidationError(
                     f"components[{key}] must be one of: {', '.join(COMPONENT_STATUSES)}", field="components"
                 )
-            changes[int(key)] = status
+            changes[cid] = status
     for cid in changes:
         if db.session.get(Component, cid) is None:
             raise ValidationError(f"component {cid} does not exist", field="components")

@@ -18,6 +18,7 @@ from ..events import commit, rollback
 from ..extensions import limiter
 from ..models import COMPONENT_STATUSES, INCIDENT_IMPACTS, INCIDENT_STATUSES, MAINTENANCE_STATUSES
 from ..timeutil import site_tz, utcnow
+from ..validation import parse_id, parse_int
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -136,10 +137,10 @@ def _component_data(form) -> dict[str, Any]:
     data: dict[str, Any] = {"name": form.get("name", ""), "description": form.get("description", "")}
     if form.get("status"):
         data["status"] = form["status"]
-    group = form.get("group_id", "")
-    data["group_id"] = int(group) if group.isdigit() else None
-    if form.get("position", "").isdigit():
-        data["position"] = int(form["position"])
+    group = form.get("group_id", "").strip()
+    data["group_id"] = parse_id(group, "group_id") if group else None
+    if form.get("position", "").strip():
+        data["position"] = parse_int(form["position"].strip(), "position")
     return data
 
 
@@ -270,8 +271,8 @@ def push_settings():
         if form.get("section") == "settings":
             data = {"enabled": bool(form.get("enabled")), "icon_url": form.get("icon_url", ""),
                     "badge_url": form.get("badge_url", "")}
-            if form.get("debounce_seconds", "").strip().isdigit():
-                data["debounce_seconds"] = int(form["debounce_seconds"])
+            if form.get("debounce_seconds", "").strip():
+                data["debounce_seconds"] = parse_int(form["debounce_seconds"].strip(), "debounce_seconds")
             run_service(update_settings, data, success="Push settings saved.")
         elif form.get("section") == "triggers":
             changes = {}

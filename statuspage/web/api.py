@@ -13,6 +13,7 @@ from ..auth import user_for_token
 from ..errors import ServiceError, ValidationError
 from ..events import commit
 from ..serializers import component_dict, group_dict, incident_dict
+from ..validation import parse_id, parse_int
 from .http import json_error
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -94,9 +95,10 @@ def admin_required(view):
 
 
 def _id_arg(value: str) -> int:
-    if not value.isdigit() or int(value) >= 2**31:
-        raise ServiceError(f"{value!r} is not a valid id", status_code=404)
-    return int(value)
+    try:
+        return parse_id(value)
+    except ValidationError:
+        raise ServiceError(f"{value[:40]!r} is not a valid id", status_code=404) from None
 
 
 def created(data: dict):
@@ -178,10 +180,9 @@ def delete_group(group_id: str):
 # --- incidents ----------------------------------------------------------------------------
 
 def _paging() -> tuple[int, int]:
-    limit, offset = request.args.get("limit", "50"), request.args.get("offset", "0")
-    if not limit.isdigit() or not offset.isdigit() or not 1 <= int(limit) <= 200 or int(offset) > 10**7:
-        raise ValidationError("limit must be 1-200 and offset a non-negative integer")
-    return int(limit), int(offset)
+    limit = parse_int(request.args.get("limit", "50"), "limit", minimum=1, maximum=200)
+    offset = parse_int(request.args.get("offset", "0"), "offset", minimum=0, maximum=10**7)
+    return limit, offset
 
 
 @bp.get("/incidents")

@@ -24,9 +24,10 @@ CSP = (
 
 
 class DbIdConverter(IntegerConverter):
-    """`<int:...>` limited to what fits an INTEGER primary key (at most 10 digits, < 2**31)."""
+    """`<int:...>` limited to what fits an INTEGER primary key (at most 10 digits, < 2**31).
+    ASCII digits only: werkzeug's `\\d` also matches "١" or "５", which int() reads as 1 and 5."""
 
-    regex = r"\d{1,10}"
+    regex = r"[0-9]{1,10}"
 
     def __init__(self, map, *args, **kwargs):
         kwargs.setdefault("min", 1)
