@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from .extensions import db
 
 M = TypeVar("M")
+SQLITE_BUSY_TIMEOUT_MS = 15000
 
 
 def init_app(app: Flask) -> None:
@@ -29,6 +30,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
+        # A writer waits for the write lock up to this long (the driver's default is 5 s): status
+        # transitions take it up front (`write_lock`), and several web workers and job workers
+        # may queue for it at once; each holds it for milliseconds.
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
 

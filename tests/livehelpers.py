@@ -60,16 +60,16 @@ class Gunicorn:
         fd = self.sock.fileno()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-w", str(workers), "--bind", f"fd://{fd}", "--timeout", "60",
-             "--graceful-timeout", "5", "app:app"],
+             "--graceful-timeout", "5", "--no-control-socket", "app:app"],
             cwd=ROOT, env=base, pass_fds=(fd,), stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
 
     def __enter__(self) -> Gunicorn:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if requests.get(self.url + "/api/v2/status.json", timeout=5).status_code == 200:
+                if requests.get(self.url + "/api/v2/status.json", timeout=30).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or a worker still booting
                 pass
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"gunicorn did not start:\n{self.log.read_text()[-3000:]}")
