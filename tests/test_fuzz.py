@@ -31,6 +31,7 @@ from statuspage.push.simulator import PushSimulator
 from statuspage.push.subscriptions import (
     PUSH_SERVICE_HOSTS,
     PUSH_SERVICE_SUFFIXES,
+    canonical_endpoint,
     endpoint_problem,
     normalize_origin,
 )
@@ -68,7 +69,8 @@ def _close_senders():
 
 HOSTS = list(PUSH_SERVICE_HOSTS) + ["web.push.apple.com", "x.notify.windows.com", "127.0.0.1", "localhost",
                                     "169.254.169.254", "[::1]", "evil.com", "2130706433", "0x7f.1",
-                                    "metadata.google.internal"]
+                                    "metadata.google.internal", "FCM.GoogleAPIs.COM", "Web.Push.Apple.com",
+                                    "xn--80ak6aa92e.push.apple.com", "ab--cd.push.apple.com"]
 url_parts = st.fixed_dictionaries({
     "scheme": st.sampled_from(["https", "http", "HTTPS", "ftp", "", "javascript", "https:", "https:/"]),
     "userinfo": st.sampled_from(["", "", "", "user@", "fcm.googleapis.com@", "a:b@", "@"]),
@@ -77,7 +79,8 @@ url_parts = st.fixed_dictionaries({
                                 st.sampled_from(["", "x.", "evil", ".", "xn--"]), st.sampled_from(HOSTS),
                                 st.sampled_from(["", ".", ".evil.com", "%2e", "\\", "#", "?", ":", "\x00"])),
                       st.text(max_size=30)),
-    "port": st.sampled_from(["", "", ":443", ":8099", ":80", ":0", ":99999", ":", ":443:443"]),
+    "port": st.sampled_from(["", "", ":443", ":0443", ":00443", ":8099", ":08099", ":80", ":0", ":99999", ":",
+                             ":443:443"]),
     "path": st.sampled_from(["/fcm/send/abc", "/push/x", "", "/", "#@fcm.googleapis.com/x", "?x", "/\\x", "/ x"]),
 })
 
@@ -106,6 +109,20 @@ def test_allow_list_never_allows_anything_outside_it(ctx_app, url):
         assert url.isascii() and url.isprintable() and "\\" not in url and "@" not in parts.netloc
         assert parts.fragment == "" and parts.path not in ("", "/")
         assert _allowed_by_definition(url), url
+
+
+@settings(FAST, max_examples=1000)
+@given(url_parts.map(_build))
+def test_canonical_endpoint_is_stable_and_allowed_whenever_the_url_is(ctx_app, url):
+    if endpoint_problem(url) is not None:
+        return
+    canonical = canonical_endpoint(url)
+    assert endpoint_problem(canonical) is None, (url, canonical)
+    assert canonical_endpoint(canonical) == canonical
+    parts, original = urlsplit(canonical), urlsplit(url)
+    assert parts.scheme == original.scheme.lower() and parts.hostname == original.hostname
+    assert parts.path == original.path and parts.port in (None, original.port) and parts.port not in (443,)
+    assert "xn--" not in (parts.hostname or "") or normalize_origin(url) == EXTRA
 
 
 @settings(FAST, max_examples=500)
