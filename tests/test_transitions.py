@@ -91,15 +91,18 @@ def test_two_admins_resolving_one_incident_at_once_record_one_resolved_event(dat
         assert not server.errors()
 
 
-def _due_maintenances(app, headers, base_url: str, count: int, *, end_in: timedelta, **extra) -> list[int]:
+def _due_maintenances(app, headers, count: int, *, end_in: timedelta) -> list[int]:
+    """`count` maintenances scheduled through the API, then made due (their start moved into the
+    past, their end `end_in` from now)."""
     later = utcnow() + timedelta(days=1)
+    client = app.test_client()
     ids = []
     for n in range(count):
         body = {"name": f"Upgrade {n}", "scheduled_for": later.isoformat() + "Z",
-                "scheduled_until": (later + timedelta(hours=1)).isoformat() + "Z", **extra}
-        response = requests.post(base_url + "/api/v1/maintenances", json=body, headers=headers, timeout=30)
-        assert response.status_code == 201, response.text
-        ids.append(response.json()["id"])
+                "scheduled_until": (later + timedelta(hours=1)).isoformat() + "Z"}
+        response = client.post("/api/v1/maintenances", json=body, headers=headers)
+        assert response.status_code == 201, response.get_json()
+        ids.append(response.get_json()["id"])
     with app.app_context():  # time passes: every one of them is due now
         db.session.execute(update(Incident).where(Incident.id.in_(ids))
                            .values(scheduled_for=utcnow() - timedelta(seconds=5),
@@ -114,8 +117,8 @@ def test_the_sweeper_and_a_patch_starting_a_maintenance_at_once_record_one_start
 
     app = make_app(database, tmp_path)
     headers = {"Authorization": f"Bearer {create_admin_token(app)}"}
+    ids = _due_maintenances(app, headers, 12, end_in=timedelta(hours=1))
     with Gunicorn(database, tmp_path, workers=3) as server:
-        ids = _due_maintenances(app, headers, server.url, 12, end_in=timedelta(hours=1))
 
         def patch_all() -> list[int]:
             return [requests.patch(f"{server.url}/api/v1/maintenances/{mid}", json={"status": "in_progress"},
@@ -155,9 +158,8 @@ def test_two_rq_workers_running_the_due_maintenance_job_at_once_move_each_mainte
     app = make_app(database, tmp_path, REDIS_URL=PUSH_REDIS_URL, JOBS_EAGER=False, RQ_QUEUE=queue)
     headers = {"Authorization": f"Bearer {create_admin_token(app)}"}
     try:
-        with Gunicorn(database, tmp_path, workers=2) as server:
-            starting = _due_maintenances(app, headers, server.url, 10, end_in=timedelta(hours=1))
-            ending = _due_maintenances(app, headers, server.url, 10, end_in=-timedelta(seconds=1))
+        starting = _due_maintenances(app, headers, 10, end_in=timedelta(hours=1))
+        ending = _due_maintenances(app, headers, 10, end_in=-timedelta(seconds=1))
         with app.app_context():
             for _ in range(3 * 20):  # three edits of each maintenance queued the job 60 times
                 enqueue("statuspage.incidents.run_due_maintenances")
