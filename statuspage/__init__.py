@@ -10,6 +10,7 @@ from typing import Any
 from dotenv import load_dotenv
 from flask import Flask
 
+from . import database
 from .config import ConfigError, load_config
 from .extensions import csrf, db, limiter, login_manager, migrate
 
@@ -39,6 +40,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
 
     db.init_app(app)
+    database.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
     login_manager.login_view = "admin.login"

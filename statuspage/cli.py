@@ -50,8 +50,111 @@ def users_create(email: str, password: str, role: str) -> None:
 
 @users_cli.command("list")
 def users_list() -> None:
-    for user in db.session.execute(select(User).order_by(User.id)).scalars():
-        click.echo(f"{user.id}\t{user.email}\t{user.role}")
+    """id, email, role, active/disabled, open sign-ins."""
+    from .auth import list_users
+
+    for user, sessions in list_users():
+        state = "active" if user.is_active else "disabled"
+        click.echo(f"{user.id}\t{user.email}\t{user.role}\t{state}\t{sessions} sign-in(s)")
+
+
+def _user_change(fn, *args, **kwargs):
+    """Run an auth service function as the command line, commit, or exit with its message."""
+    from .audit import Actor
+
+    try:
+        result = fn(*args, actor=Actor.command_line(), **kwargs)
+        db.session.commit()
+    except ServiceError as exc:
+        db.session.rollback()
+        fail(exc.message)
+    return result
+
+
+@users_cli.command("delete")
+@click.option("--email", required=True)
+def users_delete(email: str) -> None:
+    """Delete a user: their sign-ins and API tokens stop working at once (never the last admin)."""
+    from .auth import delete_user
+
+    _user_change(delete_user, email)
+    click.echo(f"Deleted {email}; their sign-ins and API tokens are gone.")
+
+
+@users_cli.command("disable")
+@click.option("--email", required=True)
+def users_disable(email: str) -> None:
+    """Disable a user: signed out everywhere, sign-in and API tokens refused until enabled again."""
+    from .auth import set_disabled
+
+    user = _user_change(set_disabled, email, True)
+    click.echo(f"Disabled {user.email}: signed out everywhere, sign-in and API tokens refused.")
+
+
+@users_cli.command("enable")
+@click.option("--email", required=True)
+def users_enable(email: str) -> None:
+    """Enable a disabled user again (their unrevoked API tokens work again)."""
+    from .auth import set_disabled
+
+    user = _user_change(set_disabled, email, False)
+    click.echo(f"Enabled {user.email}.")
+
+
+@users_cli.command("set-role")
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(ROLES), required=True)
+def users_set_role(email: str, role: str) -> None:
+    """Make a user an admin or an editor (the last active admin cannot be demoted)."""
+    from .auth import set_role
+
+    user = _user_change(set_role, email, role)
+    click.echo(f"{user.email} is now {user.role}.")
+
+
+@users_cli.command("set-password")
+@click.option("--email", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="The new password (asked for, twice, when not given).")
+def users_set_password(email: str, password: str) -> None:
+    """Set a user's password; every sign-in of theirs ends (API tokens are kept)."""
+    from .auth import get_user, set_password
+
+    try:
+        user = get_user(email)
+    except ServiceError as exc:
+        fail(exc.message)
+    ended = _user_change(set_password, user, password)
+    click.echo(f"Password of {user.email} changed; {ended} sign-in(s) ended.")
+
+
+@users_cli.command("sign-out-all")
+@click.option("--email", help="Only this user (default: everyone).")
+@click.option("--revoke-tokens", is_flag=True, help="Revoke their API tokens too.")
+def users_sign_out_all(email: str | None, revoke_tokens: bool) -> None:
+    """End every admin sign-in (session and remember-me cookies) at once -- e.g. after a suspected
+    breach. SECRET_KEY, the VAPID key and subscribers are untouched."""
+    from .auth import get_user, sign_out_everywhere
+
+    try:
+        user = get_user(email) if email else None
+    except ServiceError as exc:
+        fail(exc.message)
+    ended, revoked = _user_change(sign_out_everywhere, user, revoke_tokens=revoke_tokens)
+    click.echo(f"Ended {ended} sign-in(s)" + (f" and revoked {revoked} API token(s)" if revoke_tokens else "")
+               + (f" of {email}." if email else "."))
+
+
+@users_cli.command("log")
+@click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+def users_log(limit: int) -> None:
+    """The admin log: who changed which user, sign-in or token, newest first."""
+    from .audit import recent_entries
+    from .timeutil import iso
+
+    for entry in recent_entries(limit):
+        click.echo("\t".join((iso(entry.created_at) or "", entry.action, entry.actor, entry.target or "-",
+                              entry.detail or "")))
 
 
 @tokens_cli.command("create")
@@ -221,7 +324,7 @@ def bootstrap_command() -> None:
         click.echo("  First admin created. Sign in at /admin/login with:")
         click.echo("    email:    admin@example.com")
         click.echo(f"    password: {password}")
-        click.echo("  (change it by creating your own admin with `flask --app app users create`)")
+        click.echo("  (change it under Account once signed in, or with `flask --app app users set-password`)")
         click.echo("")
     db.session.commit()
 

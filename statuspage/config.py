@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .validation import ascii_int
+
 
 class ConfigError(RuntimeError):
     """The environment does not describe a runnable app."""
@@ -20,10 +22,10 @@ def _int(name: str, default: int) -> int:
     value = os.environ.get(name)
     if not value:
         return default
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {value!r}") from exc
+    number = ascii_int(value.strip())
+    if number is None:
+        raise ConfigError(f"{name} must be an integer written with the digits 0-9, got {value!r}")
+    return number
 
 
 def load_config(instance_path: str) -> dict:

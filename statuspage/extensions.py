@@ -7,7 +7,7 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table, event
 from sqlalchemy.orm import DeclarativeBase
 
 # Stable constraint names so Alembic migrations are the same on SQLite and PostgreSQL.
@@ -22,6 +22,17 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+@event.listens_for(Table, "after_parent_attach")
+def _ids_are_never_reused(table: Table, parent: object) -> None:
+    """Every table of the app gets SQLite's AUTOINCREMENT (models and plain `Table`s alike, today's
+    and tomorrow's): without it SQLite hands the highest id out again once its row is deleted, so a
+    deleted editor's token and session passed as the admin created next, and a deleted component's
+    old incidents and subscriber filters pointed at a new one. (SQLite applies it only to a single
+    INTEGER primary key; PostgreSQL's sequences never reuse ids anyway.)"""
+    if parent is Base.metadata:
+        table.dialect_kwargs["sqlite_autoincrement"] = True
 
 
 db = SQLAlchemy(model_class=Base)

@@ -2,6 +2,11 @@
 
 Every function here changes state and records the matching outbox event in the same session;
 callers commit with `events.commit()`.
+
+One transition, one event: a status change is decided from the incident row re-read under a write
+lock (`database.locked`: SELECT ... FOR UPDATE on PostgreSQL, the write lock on SQLite) that is
+held until the commit, so whoever races it -- two admins, the sweeper and a PATCH, two workers --
+the second sees the first's result and records no second "resolved" or "started".
 """
 from __future__ import annotations
 
@@ -9,10 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 
 from . import validation as v
 from .components import get_component, set_component_status
+from .database import locked
 from .errors import NotFoundError, ValidationError
 from .events import record_event
 from .extensions import db
@@ -66,13 +72,16 @@ def _component_changes(data: dict) -> dict[int, str | None]:
         if len(raw) > 500:
             raise ValidationError("components may name at most 500 components", field="components")
         for key, status in raw.items():
-            if not (isinstance(key, str) and key.isdigit() and 0 < int(key) < 2**31):
-                raise ValidationError(f"components: {key!r} is not a component id", field="components")
+            try:
+                cid = v.parse_id(key, "components")
+            except ValidationError:
+                raise ValidationError(f"components: {str(key)[:40]!r} is not a component id",
+                                      field="components") from None
             if status not in COMPONENT_STATUSES:
                 raise ValidationError(
                     f"components[{key}] must be one of: {', '.join(COMPONENT_STATUSES)}", field="components"
                 )
-            changes[int(key)] = status
+            changes[cid] = status
     for cid in changes:
         if db.session.get(Component, cid) is None:
             raise ValidationError(f"component {cid} does not exist", field="components")
@@ -117,7 +126,8 @@ def create_incident(data: dict[str, Any]) -> Incident:
     notify = v.boolean(data, "notify", default=True)
     changes = _component_changes(data)
     now = utcnow()
-    incident = Incident(kind="incident", name=name, status=status, impact=impact, created_at=now, updated_at=now)
+    incident = Incident(kind="incident", name=name, status=status, impact=impact, created_at=now, updated_at=now,
+                        notify=notify)
     _stamp_status(incident, status, now)
     db.session.add(incident)
     db.session.flush()
@@ -148,6 +158,7 @@ def _stamp_status(incident: Incident, status: str, now: datetime) -> None:
 def post_update(incident: Incident, data: dict[str, Any]) -> IncidentUpdate:
     """Post a timeline update (incident or maintenance); records updated/resolved events."""
     v.require_object(data, UPDATE_FIELDS, what="update")
+    incident = _lock(incident)
     statuses = MAINTENANCE_STATUSES if incident.kind == "maintenance" else INCIDENT_STATUSES
     status = v.choice(data, "status", statuses, default=incident.status)
     body = _body(data)
@@ -180,6 +191,15 @@ def post_update(incident: Incident, data: dict[str, Any]) -> IncidentUpdate:
     elif not incident.is_resolved or was_resolved:
         record_event("incident.updated", incident_id=incident.id, notify=notify, context=context)
     return update
+
+
+def _lock(incident: Incident) -> Incident:
+    """The incident re-read under a write lock held until commit (see the module docstring)."""
+    row = locked(Incident, incident.id)
+    if row is None:
+        raise NotFoundError(f"{'maintenance' if incident.kind == 'maintenance' else 'incident'} {incident.id} "
+                            "was deleted")
+    return row
 
 
 def list_incidents(*, kind: str = "incident", unresolved_only: bool = False, limit: int = 50,
@@ -231,7 +251,7 @@ def create_maintenance(data: dict[str, Any]) -> Incident:
         kind="maintenance", name=name, status=status, impact="maintenance",
         scheduled_for=scheduled_for, scheduled_until=scheduled_until,
         auto_transition=v.boolean(data, "auto_transition", default=True),
-        created_at=now, updated_at=now,
+        created_at=now, updated_at=now, notify=notify,
     )
     _stamp_status(maintenance, status, now)
     db.session.add(maintenance)
@@ -250,8 +270,12 @@ def create_maintenance(data: dict[str, Any]) -> Incident:
 
 
 def update_maintenance(maintenance: Incident, data: dict[str, Any]) -> Incident:
-    """PATCH: reschedule/rename, or move status (which posts an update)."""
+    """PATCH: reschedule/rename, or move status (which posts an update). `notify` here is the
+    maintenance's own setting: it also decides whether its automatic start and end notify."""
     v.require_object(data, MAINTENANCE_FIELDS, what="maintenance")
+    maintenance = _lock(maintenance)
+    if "notify" in data:
+        maintenance.notify = v.boolean(data, "notify", default=True)
     if "name" in data:
         maintenance.name = v.string(data, "name", required=True, max_length=300)
     if "auto_transition" in data:
@@ -277,18 +301,19 @@ def update_maintenance(maintenance: Incident, data: dict[str, Any]) -> Incident:
 
 def start_maintenance(maintenance: Incident, *, automatic: bool = False) -> None:
     body = "Scheduled maintenance is now in progress." if automatic else ""
-    post_update(maintenance, {"status": "in_progress", "body": body})
+    post_update(maintenance, {"status": "in_progress", "body": body, "notify": maintenance.notify})
     for component in maintenance.components:
         if component.status == "operational":
-            set_component_status(component, "under_maintenance", incident_id=maintenance.id)
+            set_component_status(component, "under_maintenance", incident_id=maintenance.id,
+                                 notify=maintenance.notify)
 
 
 def complete_maintenance(maintenance: Incident, *, automatic: bool = False) -> None:
     body = "Scheduled maintenance has been completed." if automatic else ""
-    post_update(maintenance, {"status": "completed", "body": body})
+    post_update(maintenance, {"status": "completed", "body": body, "notify": maintenance.notify})
     for component in maintenance.components:
         if component.status == "under_maintenance":
-            set_component_status(component, "operational", incident_id=maintenance.id)
+            set_component_status(component, "operational", incident_id=maintenance.id, notify=maintenance.notify)
 
 
 def schedule_transitions(maintenance: Incident) -> None:
@@ -303,25 +328,38 @@ def schedule_transitions(maintenance: Incident) -> None:
             )
 
 
+def _due(now: datetime):
+    return and_(
+        Incident.kind == "maintenance",
+        Incident.auto_transition.is_(True),
+        or_(
+            (Incident.status == "scheduled") & (Incident.scheduled_for <= now),
+            Incident.status.in_(ACTIVE_MAINTENANCE_STATUSES) & (Incident.scheduled_until <= now),
+        ),
+    )
+
+
 def run_due_maintenances() -> int:
-    """Start and complete maintenances whose time has come (job + sweeper; idempotent)."""
-    from .events import commit
+    """Start and complete maintenances whose time has come (job + sweeper). Idempotent per
+    maintenance and state, however many of these run at once (one is queued per edit, the sweeper
+    runs one, several workers take them): each maintenance is re-read under a write lock and
+    moved only if it is still due, in a transaction of its own. Returns how many it moved."""
+    from .events import commit, rollback
 
     now = utcnow()
-    due = db.session.execute(
-        select(Incident).where(
-            Incident.kind == "maintenance",
-            Incident.auto_transition.is_(True),
-            or_(
-                (Incident.status == "scheduled") & (Incident.scheduled_for <= now),
-                Incident.status.in_(ACTIVE_MAINTENANCE_STATUSES) & (Incident.scheduled_until <= now),
-            ),
-        ).with_for_update(skip_locked=True)
-    ).scalars().all()
-    for maintenance in due:
+    candidates = db.session.execute(select(Incident.id).where(_due(now)).order_by(Incident.id)).scalars().all()
+    db.session.commit()
+    moved = 0
+    for maintenance_id in candidates:
+        maintenance = locked(Incident, maintenance_id)
+        if maintenance is None or not db.session.execute(
+                select(Incident.id).where(Incident.id == maintenance_id, _due(now))).first():
+            rollback()  # another worker (or an admin) got there first
+            continue
         if maintenance.status == "scheduled":
             start_maintenance(maintenance, automatic=True)
         if maintenance.scheduled_until <= now and maintenance.status != "completed":
             complete_maintenance(maintenance, automatic=True)
-    commit()
-    return len(due)
+        commit()
+        moved += 1
+    return moved

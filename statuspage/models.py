@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -111,16 +112,29 @@ class User(db.Model):
     password_hash: Mapped[str] = mapped_column(String(256))
     role: Mapped[str] = mapped_column(String(16), default="admin")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # A disabled user cannot sign in, and their sessions and tokens are refused until re-enabled.
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    password_changed_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user", cascade="all, delete-orphan")
+    sessions: Mapped[list[UserSession]] = relationship(back_populates="user", cascade="all, delete-orphan",
+                                                       passive_deletes=True)
 
-    # Flask-Login protocol
-    is_active = True
+    # Flask-Login protocol. The id Flask-Login keeps in the session and the remember-me cookie is
+    # the sign-in's own key (see auth.py), never the bare user id: revoking the sign-in's row
+    # ends both cookies at once.
     is_authenticated = True
     is_anonymous = False
+    session_key: ClassVar[str | None] = None  # set per instance by auth.py
+
+    @property
+    def is_active(self) -> bool:
+        return self.disabled_at is None
 
     def get_id(self) -> str:
-        return str(self.id)
+        if not self.session_key:
+            raise RuntimeError("a user is signed in through auth.sign_in, which gives the session a key")
+        return self.session_key
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -147,6 +161,42 @@ class ApiToken(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class UserSession(db.Model):
+    """One sign-in to the admin UI (its session cookie and, if asked, its remember-me cookie).
+    Signing out deletes the row, so a copied cookie stops working at once; a password change,
+    disabling, deleting or `users sign-out-all` delete them all."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # sha256 of the random key inside the cookies (a database dump does not sign anyone in)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    remember: Mapped[bool] = mapped_column(Boolean, default=False)
+    browser: Mapped[str] = mapped_column(String(40), default="Other")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+    user: Mapped[User] = relationship(back_populates="sessions")
+
+
+class AdminLog(db.Model):
+    """The audit log of credential changes: who (a signed-in user or the server's command line)
+    did what to which user. Emails are copied so an entry outlives the users it names."""
+
+    __tablename__ = "admin_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(254))
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    target: Mapped[str | None] = mapped_column(String(254))
+    target_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    detail: Mapped[str | None] = mapped_column(String(300))
 
 
 class ComponentGroup(db.Model):
@@ -207,6 +257,9 @@ class Incident(db.Model):
     scheduled_for: Mapped[datetime | None] = mapped_column(DateTime)
     scheduled_until: Mapped[datetime | None] = mapped_column(DateTime)
     auto_transition: Mapped[bool] = mapped_column(Boolean, default=True)
+    # "Notify subscribers" as chosen at creation: the automatic transitions it implies (a
+    # maintenance starting and completing on time) notify only if this is on.
+    notify: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     components: Mapped[list[Component]] = relationship(
         secondary=incident_components, order_by="Component.position, Component.id"

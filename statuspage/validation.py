@@ -12,6 +12,41 @@ from .timeutil import parse_iso
 _CONTROL_RE = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # Ids are 32-bit INTEGER columns: a larger value is "no such row", and PostgreSQL rejects it outright.
 MAX_ID = 2**31 - 1
+# An optional minus and at most 20 ASCII digits. Not str.isdigit(): it is true for "²", "١" and "５";
+# int() refuses the first (a 500 wherever it was trusted) and silently reads the others as 1 and 5.
+# No surrounding space, no "+", no "_" (int() accepts all three). 20 digits bound int()'s work.
+_ASCII_INT_RE = re.compile(r"-?[0-9]{1,20}")
+
+
+def ascii_int(text: object) -> int | None:
+    """The integer written in `text` with ASCII digits only, or None. The one place text becomes a
+    number: paths, query strings, forms, JSON strings, headers and the environment all come here."""
+    if isinstance(text, str) and _ASCII_INT_RE.fullmatch(text):
+        return int(text)
+    return None
+
+
+def parse_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """A JSON integer or a string of ASCII digits, within [minimum, maximum]; else a ValidationError
+    that says what is wrong with `name`."""
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    else:
+        number = ascii_int(value)
+    if number is None:
+        raise ValidationError(f"{name} must be a whole number written with the digits 0-9", field=name)
+    if minimum is not None and number < minimum:
+        raise ValidationError(f"{name} must be at least {minimum}", field=name)
+    if maximum is not None and number > maximum:
+        raise ValidationError(f"{name} must be at most {maximum}", field=name)
+    return number
+
+
+def parse_id(value: Any, name: str = "id") -> int:
+    """A database id (1 .. 2**31-1) from a path, form or JSON value."""
+    return parse_int(value, name, minimum=1, maximum=MAX_ID)
 
 
 def require_object(data: Any, allowed: Iterable[str], *, what: str = "body") -> dict[str, Any]:
@@ -77,13 +112,9 @@ def integer(data: dict, name: str, *, default: int | None = None, minimum: int |
             raise ValidationError(f"{name} is required", field=name)
         return default
     value = data[name]
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int):  # JSON: a number, not a string of digits
         raise ValidationError(f"{name} must be an integer", field=name)
-    if minimum is not None and value < minimum:
-        raise ValidationError(f"{name} must be at least {minimum}", field=name)
-    if maximum is not None and value > maximum:
-        raise ValidationError(f"{name} must be at most {maximum}", field=name)
-    return value
+    return parse_int(value, name, minimum=minimum, maximum=maximum)
 
 
 def timestamp(data: dict, name: str, *, required: bool = False) -> datetime | None:
@@ -113,10 +144,10 @@ def id_list(data: dict, name: str, *, max_items: int = 500) -> list[int] | None:
         raise ValidationError(f"{name} may hold at most {max_items} ids", field=name)
     ids: list[int] = []
     for item in value:
-        if isinstance(item, str) and item.isdigit():
-            item = int(item)
-        if isinstance(item, bool) or not isinstance(item, int) or item < 1 or item > MAX_ID:
-            raise ValidationError(f"{name} must contain only positive integer ids", field=name)
+        try:
+            item = parse_id(item, name)
+        except ValidationError:
+            raise ValidationError(f"{name} must contain only positive integer ids (digits 0-9)", field=name) from None
         if item not in ids:
             ids.append(item)
     return ids

@@ -13,7 +13,7 @@ import os
 import re
 import string
 from collections.abc import Iterator
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import pytest
 import schemathesis
@@ -30,6 +30,7 @@ from statuspage.push.crypto import MAX_PLAINTEXT
 from statuspage.push.subscriptions import (
     PUSH_SERVICE_HOSTS,
     PUSH_SERVICE_SUFFIXES,
+    canonical_endpoint,
     endpoint_problem,
     normalize_origin,
 )
@@ -55,7 +56,8 @@ def ctx_app(tmp_path_factory) -> Iterator:
 
 HOSTS = list(PUSH_SERVICE_HOSTS) + ["web.push.apple.com", "x.notify.windows.com", "127.0.0.1", "localhost",
                                     "169.254.169.254", "[::1]", "evil.com", "2130706433", "0x7f.1",
-                                    "metadata.google.internal"]
+                                    "metadata.google.internal", "FCM.GoogleAPIs.COM", "Web.Push.Apple.com",
+                                    "xn--80ak6aa92e.push.apple.com", "ab--cd.push.apple.com"]
 url_parts = st.fixed_dictionaries({
     "scheme": st.sampled_from(["https", "http", "HTTPS", "ftp", "", "javascript", "https:", "https:/"]),
     "userinfo": st.sampled_from(["", "", "", "user@", "fcm.googleapis.com@", "a:b@", "@"]),
@@ -64,7 +66,8 @@ url_parts = st.fixed_dictionaries({
                                 st.sampled_from(["", "x.", "evil", ".", "xn--"]), st.sampled_from(HOSTS),
                                 st.sampled_from(["", ".", ".evil.com", "%2e", "\\", "#", "?", ":", "\x00"])),
                       st.text(max_size=30)),
-    "port": st.sampled_from(["", "", ":443", ":8099", ":80", ":0", ":99999", ":", ":443:443"]),
+    "port": st.sampled_from(["", "", ":443", ":0443", ":00443", ":8099", ":08099", ":80", ":0", ":99999", ":",
+                             ":443:443"]),
     "path": st.sampled_from(["/fcm/send/abc", "/push/x", "", "/", "#@fcm.googleapis.com/x", "?x", "/\\x", "/ x"]),
 })
 
@@ -95,6 +98,20 @@ def test_allow_list_never_allows_anything_outside_it(ctx_app, url):
         assert _allowed_by_definition(url), url
 
 
+@settings(FAST, max_examples=1000)
+@given(url_parts.map(_build))
+def test_canonical_endpoint_is_stable_and_allowed_whenever_the_url_is(ctx_app, url):
+    if endpoint_problem(url) is not None:
+        return
+    canonical = canonical_endpoint(url)
+    assert endpoint_problem(canonical) is None, (url, canonical)
+    assert canonical_endpoint(canonical) == canonical
+    parts, original = urlsplit(canonical), urlsplit(url)
+    assert parts.scheme == original.scheme.lower() and parts.hostname == original.hostname
+    assert parts.path == original.path and parts.port in (None, original.port) and parts.port not in (443,)
+    assert "xn--" not in (parts.hostname or "") or normalize_origin(url) == EXTRA
+
+
 @settings(FAST, max_examples=500)
 @given(st.sampled_from(["fcm.googleapis.com", "updates.push.services.mozilla.com", "web.push.apple.com",
                         "db5p.notify.windows.com"]),
@@ -107,8 +124,18 @@ def test_real_looking_push_endpoints_are_allowed(ctx_app, host, path):
 
 # --- validators: a value or a ValidationError, nothing else ---------------------------------------
 
+# Text that str.isdigit()/isnumeric() or int() take for a number although it is not ASCII digits:
+# other scripts' decimal digits (Nd: "١", "５", "𝟓"), superscripts and circled digits (No: "²", "⑤"),
+# Roman numerals and fractions (Nl/No: "Ⅻ", "½"), mixed with ASCII digits, signs and spaces.
+unicode_number_chars = st.one_of(
+    st.characters(categories=["Nd", "Nl", "No"]),
+    st.sampled_from(["²", "³", "¹", "١", "۴", "５", "𝟓", "Ⅻ", "ⅻ", "½", "⑤", "〇", "零"]),
+)
+unicode_numbers = st.lists(st.one_of(unicode_number_chars, st.sampled_from(list("0123456789 +-_"))),
+                           min_size=1, max_size=12).map("".join)
+
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=50),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=50) | unicode_numbers,
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
     max_leaves=20,
 )
@@ -127,6 +154,22 @@ def test_validators_return_a_value_or_a_validation_error(ctx_app, value):
             continue
         if isinstance(result, list):
             assert all(isinstance(i, int) and 1 <= i < 2**31 for i in result)
+
+
+@settings(FAST, max_examples=1000)
+@given(st.one_of(unicode_numbers, st.text(max_size=25), st.integers().map(str)))
+def test_integer_parser_reads_ascii_digits_only(ctx_app, text):
+    number = v.ascii_int(text)
+    ascii_digits = re.fullmatch(r"-?[0-9]{1,20}", text, flags=re.ASCII) is not None
+    assert (number is not None) == ascii_digits, text
+    if number is not None:
+        assert str(number) == str(int(text))  # the number written, never another reading of it
+    try:
+        parsed = v.parse_id(text)
+    except ValidationError as exc:
+        assert exc.field == "id" and exc.message
+    else:
+        assert ascii_digits and 1 <= parsed < 2**31
 
 
 @settings(FAST, max_examples=500)
@@ -227,7 +270,10 @@ field_names = st.sampled_from(["name", "status", "impact", "body", "components",
 hostile_values = st.one_of(json_values, st.integers(min_value=2**31 - 2, max_value=2**80),
                            st.sampled_from(["\x00", "\ud800", "2024-02-30T00:00:00Z", "0001-01-01T00:00:00+14:00",
                                             "major_outage", "{nope}", "javascript:alert(1)", "9" * 40, "-1", "",
-                                            "https://fcm.googleapis.com@evil/", "\u202e", "🔥" * 50]))
+                                            "https://fcm.googleapis.com@evil/", "\u202e", "🔥" * 50]),
+                           unicode_numbers, st.lists(unicode_numbers, max_size=3),
+                           st.dictionaries(unicode_numbers, st.sampled_from(["major_outage", "operational"]),
+                                           max_size=3))
 shaped_bodies = st.dictionaries(field_names, hostile_values, max_size=6)
 raw_bodies = st.one_of(st.binary(max_size=200), st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")))
 
@@ -262,6 +308,27 @@ def test_json_endpoints_never_answer_5xx(app, seeded):
 
     run()
     assert seen["requests"] >= 400
+
+
+READ_PATHS = ["/api/v1/components/{n}", "/api/v1/incidents/{n}", "/api/v1/maintenances/{n}",
+              "/api/v1/incidents?limit={n}", "/api/v1/incidents?offset={n}", "/api/v1/events?limit={n}",
+              "/api/v1/subscriptions?offset={n}", "/history?page={n}", "/incidents/{n}", "/admin/incidents/{n}"]
+
+
+@pytest.mark.slow
+def test_numbers_in_paths_and_query_strings_never_answer_5xx(app, seeded):
+    api = seeded
+
+    @settings(FAST, max_examples=300)
+    @given(st.sampled_from(READ_PATHS), st.one_of(unicode_numbers, st.integers().map(str)))
+    def run(template, number):
+        path = template.format(n=quote(number, safe=""))
+        response = api.get(path)
+        assert response.status_code < 500, (path, response.get_data(as_text=True)[:300])
+        if not re.fullmatch(r"[0-9]+", number) and "{n}" in template.split("?")[0] and response.status_code != 302:
+            assert response.status_code == 404, path  # never read as some other id
+
+    run()
 
 
 @pytest.mark.slow

@@ -134,9 +134,15 @@ REJECTED = [
     ("https://updates.push.services.mozilla.com.evil.com/x", "not a known push service"),
     ("https://fcm.googIeapis.com/x", "not a known push service"),  # capital I for l
     ("https://fcm.go0gleapis.com/x", "not a known push service"),
-    ("https://xn--fcm-googleapis-xyz.com/x", "not a known push service"),
-    ("https://xn--fcm.googleapis.com/x", "not a known push service"),
-    ("https://xn--gogle-kua.googleapis.com/x", "not a known push service"),
+    ("https://xn--fcm-googleapis-xyz.com/x", "IDNA"),
+    ("https://xn--fcm.googleapis.com/x", "IDNA"),
+    ("https://xn--gogle-kua.googleapis.com/x", "IDNA"),
+    # punycode and other reserved "??--" labels under an allowed suffix (SECURITY.md promises it)
+    ("https://xn--80ak6aa92e.push.apple.com/x", "IDNA"),
+    ("https://web.xn--pple-43d.push.apple.com/x", "IDNA"),
+    ("https://XN--80AK6AA92E.push.apple.com/x", "IDNA"),
+    ("https://ab--cd.push.apple.com/x", "reserved"),
+    ("https://xn--wns-1na.notify.windows.com/x", "IDNA"),
     # IDN / homoglyphs (not ASCII: never normalised into a different host)
     ("https://fсm.googleapis.com/x", "ASCII"),  # Cyrillic es
     ("https://ｆｃｍ.googleapis.com/x", "ASCII"),  # full-width

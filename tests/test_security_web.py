@@ -419,10 +419,39 @@ def test_editors_post_incidents_but_cannot_change_push_settings(app, editor):
     assert table_snapshot(app) == before
 
 
+def test_only_admins_acknowledge_delivery_alerts(app, editor):
+    """An editor used to acknowledge the delivery alerts (POST /admin/alerts/ack) and so hide them
+    from the admins."""
+    from statuspage.models import AdminAlert
+    from statuspage.push.delivery import record_alert
+
+    _, browser = editor
+    with app.app_context():
+        record_alert("push service answered 403: VAPID key mismatch")
+        db.session.commit()
+    page = browser.get("/admin/events").get_data(as_text=True)
+    assert "push service answered 403" in page and "An admin acknowledges these" in page  # editors see them
+    assert "/admin/alerts/ack" not in page
+    assert browser.post("/admin/alerts/ack").status_code == 403
+    with app.app_context():
+        assert db.session.execute(select(AdminAlert.acknowledged_at)).scalar_one() is None
+    admin = app.test_client()
+    assert admin.post("/admin/login", data={"email": "admin@example.com", "password": PASSWORD}).status_code == 302
+    assert "/admin/alerts/ack" in admin.get("/admin/events").get_data(as_text=True)
+    assert admin.post("/admin/alerts/ack").status_code == 302
+    with app.app_context():
+        assert db.session.execute(select(AdminAlert.acknowledged_at)).scalar_one() is not None
+
+
 def test_no_http_route_manages_users_or_tokens(app):
     # Users and tokens are managed with the CLI on the server only: nothing on the web can create
-    # an admin, change a role or mint a token.
+    # an admin, change a role or mint a token. The one credential route changes the signed-in
+    # user's own password (it needs the current one: test_credentials.py).
+    own_password = "/admin/account/password"
     for rule in app.url_map.iter_rules():
+        if rule.rule == own_password:
+            assert rule.methods - {"HEAD", "OPTIONS"} == {"POST"}
+            continue
         assert not re.search(r"user|token|role|password", rule.rule), rule.rule
 
 

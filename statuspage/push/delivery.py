@@ -35,8 +35,10 @@ from ..extensions import db
 from ..jobs import EnqueueError, JobName, enqueue
 from ..models import (
     DELIVERING_EVENT_STATES,
+    DOWN_STATUSES,
     OPEN_DELIVERY_STATES,
     AdminAlert,
+    Component,
     Delivery,
     DeliveryState,
     Event,
@@ -129,35 +131,50 @@ def matching_ids(event: Event, *, left_since: datetime | None = None) -> Select:
     return select(Subscription.id).where(wanted)
 
 
-def skip_reason(event: Event) -> tuple[str, str] | None:
+def skip_reason(event: Event) -> tuple[EventState, str] | None:
     """(state, reason) when the event must not be sent, else None."""
     if not event.notify:
-        return "skipped", "the admin chose not to notify subscribers"
+        return EventState.SKIPPED, "the admin chose not to notify subscribers"
     if not get_settings().enabled:
-        return "skipped", "push notifications are disabled"
+        return EventState.SKIPPED, "push notifications are disabled"
     if not get_trigger(event.type).enabled:
-        return "skipped", f"the {event.type} trigger is off"
-    if event.type in COMPONENT_EVENTS and event.component_id:
-        later = db.session.execute(
-            select(func.max(Event.id)).where(Event.component_id == event.component_id,
-                                             Event.type.in_(COMPONENT_EVENTS))
-        ).scalar()
-        if later is not None and later != event.id:
-            return "superseded", "the component changed again within the debounce window"
-        previous = db.session.execute(
-            select(Event).where(Event.component_id == event.component_id, Event.type.in_(COMPONENT_EVENTS),
-                                Event.id < event.id).order_by(Event.id.desc()).limit(1)
-        ).scalar_one_or_none()
-        if previous is not None and previous.state == "superseded":
-            # It flapped inside the window: news only if it settled somewhere other than where
-            # subscribers last knew it (a recovery from an outage they never heard of is not news).
-            last_known = db.session.execute(
-                select(Event.type).where(Event.component_id == event.component_id, Event.type.in_(COMPONENT_EVENTS),
-                                         Event.id < event.id, Event.state != "superseded")
-                .order_by(Event.id.desc()).limit(1)
-            ).scalar_one_or_none()
-            if last_known == event.type or (last_known is None and event.type == "component.recovered"):
-                return "skipped", "the component flapped within the debounce window and settled where it was"
+        return EventState.SKIPPED, f"the {event.type} trigger is off"
+    if event.type in COMPONENT_EVENTS:
+        return _debounce_reason(event)
+    return None
+
+
+def _debounce_reason(event: Event) -> tuple[EventState, str] | None:
+    """Debounce by state, not by job order. RQ schedules delayed jobs in whole seconds and runs
+    the ones due in the same second in any order, so when this job runs it decides from what is
+    true now: only the component's latest change may announce anything; it does if the component
+    is still on that side (down, or not down) and subscribers were last told the other side (the
+    last component event whose fan-out went ahead). A down-up blip announces nothing, nor does
+    down-up-down after an announced outage; up after an announced outage is news."""
+    component = db.session.get(Component, event.component_id, populate_existing=True) \
+        if event.component_id is not None else None
+    if component is None:
+        return EventState.SKIPPED, "the component was deleted"
+    later = db.session.execute(
+        select(Event.id).where(Event.component_id == component.id, Event.type.in_(COMPONENT_EVENTS),
+                               Event.id > event.id).limit(1)
+    ).first()
+    if later is not None:
+        return (EventState.SUPERSEDED,
+                "the component changed again within the debounce window; its latest change decides")
+    down_now = component.status in DOWN_STATUSES
+    if down_now != (event.type == "component.down"):
+        return EventState.SKIPPED, f"the component settled on {component.status} within the debounce window"
+    last_announced = db.session.execute(
+        select(Event.type).where(Event.component_id == event.component_id, Event.type.in_(COMPONENT_EVENTS),
+                                 Event.id != event.id, Event.fanned_out_at.is_not(None))
+        .order_by(Event.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    told_down = last_announced == "component.down"
+    if down_now == told_down:
+        if down_now:
+            return EventState.SKIPPED, "subscribers were already told the component is down"
+        return EventState.SKIPPED, "subscribers were never told of an outage, so the recovery is not news"
     return None
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from ..errors import ConflictError, ValidationError
 from ..extensions import db
-from ..models import Subscription, VapidKey
+from ..models import Subscription, SubscriptionStatus, VapidKey
 from ..timeutil import utcnow
 from .crypto import generate_vapid_keypair, load_private_key, public_key_b64
 
@@ -103,8 +103,8 @@ def generate_keys(*, force: bool = False, subject: str | None = None) -> tuple[V
         db.session.execute(update(VapidKey).values(active=False))
         # Browsers bind a subscription to the applicationServerKey: the old ones can't receive anymore.
         expired = db.session.execute(
-            update(Subscription).where(Subscription.status == "active")
-            .values(status="expired", status_reason="key rotated", updated_at=utcnow())
+            update(Subscription).where(Subscription.status == SubscriptionStatus.ACTIVE)
+            .values(status=SubscriptionStatus.EXPIRED, status_reason="key rotated", updated_at=utcnow())
         ).rowcount
     row = VapidKey(
         public_key=public,

@@ -39,6 +39,7 @@ from http import HTTPStatus
 from typing import Self
 from urllib.parse import urlsplit
 
+from ..validation import ascii_int
 from .crypto import MAX_PLAINTEXT, VapidSigner, encrypt_aes128gcm, endpoint_origin, topic_hash
 from .http1 import HTTP1Transport
 from .transport import Limits, OnDone, Origin, Response, Transport
@@ -101,8 +102,9 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(int(value))
+    seconds = ascii_int(value)
+    if seconds is not None:
+        return float(seconds) if seconds >= 0 else None
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from multidict import CIMultiDict
 
+from ..validation import ascii_int
 from .crypto import (
     b64url_decode,
     b64url_encode,
@@ -430,8 +431,8 @@ class PushSimulator:
             if forced.retry_after is not None:
                 extra["Retry-After"] = str(forced.retry_after)
             return forced.status, f"forced {forced.status} by the simulator", extra, None
-        ttl = headers.get("TTL")
-        if ttl is None or not ttl.strip().isdigit():
+        ttl = ascii_int((headers.get("TTL") or "").strip())
+        if ttl is None or ttl < 0:
             return 400, "TTL header missing or not a non-negative integer", {}, None
         if headers.get("Content-Encoding", "").strip().lower() != "aes128gcm":
             return 415, "Content-Encoding must be aes128gcm", {}, None

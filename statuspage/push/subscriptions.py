@@ -10,10 +10,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from .. import validation as v
-from ..errors import NotFoundError, ValidationError
+from ..database import dialect, insert
+from ..errors import NotFoundError, ServiceError, ValidationError
 from ..extensions import db
 from ..models import Component, Delivery, Subscription, SubscriptionStatus, subscription_components
 from ..timeutil import iso, utcnow
@@ -47,6 +49,18 @@ def normalize_origin(url: str) -> str | None:
     if ":" in host:
         host = f"[{host}]"
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def canonical_endpoint(url: str) -> str:
+    """The one spelling of an endpoint, so one device is one row however its URL is written:
+    lower-case scheme and host, no default port (":443", ":0443" and none are the same), the path
+    and query exactly as given (push services treat them as case-sensitive tokens). Meant for URLs
+    `endpoint_problem` accepts; anything else comes back unchanged."""
+    origin = normalize_origin(url)
+    if origin is None:
+        return url
+    parts = urlsplit(url)
+    return origin + parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def extra_origins() -> frozenset[str]:
@@ -96,8 +110,14 @@ def endpoint_problem(url: Any) -> str | None:
             return "endpoint must name a push service host, not an IP address"
         except ValueError:
             pass
-    if not _NETLOC_RE.fullmatch(parts.netloc) or not all(_LABEL_RE.fullmatch(label) for label in host.split(".")):
+    labels = host.split(".")
+    if not _NETLOC_RE.fullmatch(parts.netloc) or not all(_LABEL_RE.fullmatch(label) for label in labels):
         return "endpoint host is not a valid DNS name"
+    if any(label[2:4] == "--" for label in labels):
+        # IDNA: "xn--" labels are punycode for non-ASCII names (look-alikes such as
+        # "xn--80ak6aa92e.push.apple.com"), and any other "??--" label is reserved. No push service
+        # uses one, so none is accepted, not even under an allowed suffix.
+        return "endpoint host must not contain IDNA (xn--) or other reserved ??-- labels"
     if host in PUSH_SERVICE_HOSTS or any(host.endswith(s) and len(host) > len(s) for s in PUSH_SERVICE_SUFFIXES):
         return None
     return f"endpoint host {host} is not a known push service"
@@ -176,8 +196,9 @@ def parse_subscription(data: Any) -> dict[str, Any]:
     if old is not None and (not isinstance(old, str) or len(old) > MAX_ENDPOINT):
         raise ValidationError("oldEndpoint must be the previous endpoint URL", field="oldEndpoint")
     return {
-        "endpoint": endpoint, "p256dh": p256dh.rstrip("="), "auth": auth.rstrip("="),
-        "expiration_time": _expiration(data), "components": _components(data), "old_endpoint": old,
+        "endpoint": canonical_endpoint(endpoint), "p256dh": p256dh.rstrip("="), "auth": auth.rstrip("="),
+        "expiration_time": _expiration(data), "components": _components(data),
+        "old_endpoint": _lookup_spelling(old) if old else None,
     }
 
 
@@ -196,52 +217,94 @@ def active_subscription_ids(subscription_id: int | None = None) -> list[int]:
     return list(db.session.execute(query.order_by(Subscription.id)).scalars())
 
 
+def _lookup_spelling(endpoint: str) -> str:
+    """How an endpoint a visitor names is looked up: canonical when it is a valid one (rows are
+    stored canonical), as given otherwise (it then matches nothing)."""
+    return canonical_endpoint(endpoint) if endpoint_problem(endpoint) is None else endpoint
+
+
 def find_subscription(endpoint: str) -> Subscription | None:
-    return db.session.execute(select(Subscription).where(Subscription.endpoint == endpoint)).scalar_one_or_none()
+    return db.session.execute(
+        select(Subscription).where(Subscription.endpoint == _lookup_spelling(endpoint))
+    ).scalar_one_or_none()
 
 
 def subscribe(data: Any, user_agent: str | None = None) -> tuple[Subscription, bool]:
-    """Create or update the subscription for an endpoint; returns (subscription, created)."""
+    """Create or update the subscription for an endpoint; returns (subscription, created).
+
+    An upsert on the canonical endpoint: INSERT ... ON CONFLICT (endpoint) DO NOTHING, then an
+    UPDATE of the row that was there. However many requests for one endpoint race (a page open in
+    several tabs, a service worker and a page, a retrying client), each ends in one row and a 200
+    or 201 -- never an IntegrityError 500: PostgreSQL makes a racing INSERT wait for the first and
+    then do nothing; SQLite runs writers one at a time."""
     parsed = parse_subscription(data)
-    now = utcnow()
-    sub = find_subscription(parsed["endpoint"])
-    created = False
-    if sub is None and parsed["old_endpoint"]:
-        # pushsubscriptionchange: move the old row (and its filters) to the new endpoint.
-        sub = find_subscription(parsed["old_endpoint"])
-        if sub is not None:
-            sub.endpoint = parsed["endpoint"]
-    if sub is None:
-        sub = Subscription(endpoint=parsed["endpoint"], created_at=now)
-        db.session.add(sub)
-        created = True
-    elif parsed["old_endpoint"] and parsed["old_endpoint"] != parsed["endpoint"]:
-        old = find_subscription(parsed["old_endpoint"])
-        if old is not None and old is not sub:
-            old.status, old.status_reason, old.updated_at = "expired", "replaced by a new subscription", now
-    sub.p256dh = parsed["p256dh"]
-    sub.auth = parsed["auth"]
-    sub.expiration_time = parsed["expiration_time"]
-    sub.status = "active"
-    sub.status_reason = None
-    sub.updated_at = now
-    sub.last_active_at = sub.last_active_at or now
+    endpoint, now = parsed["endpoint"], utcnow()
+    changes: dict[str, Any] = {
+        "p256dh": parsed["p256dh"], "auth": parsed["auth"], "expiration_time": parsed["expiration_time"],
+        "status": SubscriptionStatus.ACTIVE, "status_reason": None, "updated_at": now,
+        "all_components": parsed["components"] is None,
+    }
     if user_agent is not None:
-        sub.browser = browser_family(user_agent)
-    components = parsed["components"]
-    sub.all_components = components is None
-    sub.components = components or []
-    db.session.flush()
+        changes["browser"] = browser_family(user_agent)
+    old = parsed["old_endpoint"]
+    moved = bool(old) and old != endpoint and _move_endpoint(old, endpoint, now)
+    for _ in range(3):  # a row deleted between the two statements (pruning) is inserted again
+        sub_id = db.session.execute(
+            insert(Subscription).values(endpoint=endpoint, created_at=now, last_active_at=now,
+                                        **{"browser": "Other", **changes})
+            .on_conflict_do_nothing(index_elements=["endpoint"]).returning(Subscription.id)
+        ).scalar()
+        created = sub_id is not None and not moved
+        if sub_id is None:
+            sub_id = db.session.execute(
+                update(Subscription).where(Subscription.endpoint == endpoint)
+                .values(last_active_at=func.coalesce(Subscription.last_active_at, now), **changes)
+                .returning(Subscription.id).execution_options(synchronize_session=False)
+            ).scalar()
+        if sub_id is not None:
+            break
+    else:
+        raise ServiceError("the subscription changed while saving it; try again", status_code=503)
+    db.session.execute(delete(subscription_components).where(subscription_components.c.subscription_id == sub_id))
+    if parsed["components"]:
+        db.session.execute(
+            insert(subscription_components).values([{"subscription_id": sub_id, "component_id": c.id}
+                                                    for c in parsed["components"]]).on_conflict_do_nothing())
+    if old and old != endpoint and not moved:
+        db.session.execute(
+            update(Subscription).where(Subscription.endpoint == old, Subscription.id != sub_id)
+            .values(status=SubscriptionStatus.EXPIRED, status_reason="replaced by a new subscription", updated_at=now)
+            .execution_options(synchronize_session=False))
+    sub = db.session.get(Subscription, sub_id, populate_existing=True)
     return sub, created
+
+
+def _move_endpoint(old: str, new: str, now: datetime) -> bool:
+    """pushsubscriptionchange: the old row (its id, filters and history) takes the new endpoint,
+    unless a row for the new one exists already. True when it moved."""
+    move = (update(Subscription)
+            .where(Subscription.endpoint == old,
+                   ~select(Subscription.id).where(Subscription.endpoint == new).exists())
+            .values(endpoint=new, updated_at=now).execution_options(synchronize_session=False))
+    if dialect() == "sqlite":  # one writer at a time: the NOT EXISTS holds until the commit
+        return db.session.execute(move).rowcount == 1
+    try:
+        # PostgreSQL: a racing request may insert the new endpoint after our NOT EXISTS looked;
+        # the unique index then refuses the move, which only this savepoint undoes.
+        with db.session.begin_nested():
+            return db.session.execute(move).rowcount == 1
+    except IntegrityError:
+        return False
 
 
 def unsubscribe(data: Any) -> Subscription:
     v.require_object(data, ("endpoint",), what="body")
     endpoint = v.string(data, "endpoint", required=True, max_length=MAX_ENDPOINT)
-    sub = find_subscription(endpoint)
+    sub = find_subscription(endpoint)  # any spelling of it
     if sub is None:
         raise NotFoundError("no subscription with that endpoint")
-    sub.status, sub.status_reason, sub.updated_at = "unsubscribed", "unsubscribed by the visitor", utcnow()
+    sub.status, sub.status_reason = SubscriptionStatus.UNSUBSCRIBED, "unsubscribed by the visitor"
+    sub.updated_at = utcnow()
     sub.components = []
     db.session.flush()
     return sub
@@ -252,8 +315,9 @@ def prune_subscriptions(older_than_days: float, limit: int = 1000) -> int:
     with their delivery rows; returns how many. Small batches keep each transaction short."""
     cutoff = utcnow() - timedelta(days=older_than_days)
     ids = list(db.session.execute(
-        select(Subscription.id).where(Subscription.status.in_(("expired", "unsubscribed")),
-                                      Subscription.updated_at < cutoff)
+        select(Subscription.id).where(
+            Subscription.status.in_((SubscriptionStatus.EXPIRED, SubscriptionStatus.UNSUBSCRIBED)),
+            Subscription.updated_at < cutoff)
         .order_by(Subscription.id).limit(limit)
     ).scalars())
     if not ids:

@@ -7,12 +7,13 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
 
+from .. import auth
 from .. import components as components_svc
 from .. import incidents as incidents_svc
-from ..auth import authenticate
+from ..audit import Actor, recent_entries
 from ..errors import ServiceError
 from ..events import commit, rollback
 from ..extensions import limiter
@@ -31,6 +32,7 @@ from ..push.subscriptions import get_subscription, list_subscriptions, subscript
 from ..push.triggers import PLACEHOLDERS, URGENCIES, ensure_triggers, preview_payloads, update_triggers
 from ..summary import build_summary
 from ..timeutil import site_tz, utcnow
+from ..validation import parse_id, parse_int
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -70,11 +72,12 @@ def login():
         return redirect(url_for("admin.dashboard"))
     error = None
     if request.method == "POST":
-        user = authenticate(request.form.get("email", ""), request.form.get("password", ""))
+        user = auth.authenticate(request.form.get("email", ""), request.form.get("password", ""))
         if user is None:
             error = "Wrong email or password."
         else:
-            login_user(user, remember=bool(request.form.get("remember")))
+            auth.sign_in(user, remember=bool(request.form.get("remember")),
+                         user_agent=request.headers.get("User-Agent"))
             return redirect(_safe_next(request.args.get("next")))
     return render_template("admin/login.html", error=error), (401 if error else 200)
 
@@ -82,15 +85,15 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
-    logout_user()
+    auth.sign_out(current_user)
     flash("Signed out.", "success")
     return redirect(url_for("admin.login"))
 
 
-def run_service(fn, *args, success: str | None = None) -> Any:
+def run_service(fn, *args, success: str | None = None, **kwargs: Any) -> Any:
     """Call a service function, commit, flash; on a service error flash it and return None."""
     try:
-        result = fn(*args)
+        result = fn(*args, **kwargs)
         commit()
     except ServiceError as exc:
         rollback()
@@ -147,10 +150,10 @@ def _component_data(form) -> dict[str, Any]:
     data: dict[str, Any] = {"name": form.get("name", ""), "description": form.get("description", "")}
     if form.get("status"):
         data["status"] = form["status"]
-    group = form.get("group_id", "")
-    data["group_id"] = int(group) if group.isdigit() else None
-    if form.get("position", "").isdigit():
-        data["position"] = int(form["position"])
+    group = form.get("group_id", "").strip()
+    data["group_id"] = parse_id(group, "group_id") if group else None
+    if form.get("position", "").strip():
+        data["position"] = parse_int(form["position"].strip(), "position")
     return data
 
 
@@ -275,8 +278,8 @@ def push_settings():
         if form.get("section") == "settings":
             data = {"enabled": bool(form.get("enabled")), "icon_url": form.get("icon_url", ""),
                     "badge_url": form.get("badge_url", "")}
-            if form.get("debounce_seconds", "").strip().isdigit():
-                data["debounce_seconds"] = int(form["debounce_seconds"])
+            if form.get("debounce_seconds", "").strip():
+                data["debounce_seconds"] = parse_int(form["debounce_seconds"].strip(), "debounce_seconds")
             run_service(update_settings, data, success="Push settings saved.")
         elif form.get("section") == "triggers":
             changes = {}
@@ -328,6 +331,40 @@ def events():
 
 
 @bp.post("/alerts/ack")
+@admin_only
 def ack_alerts():
     run_service(acknowledge_alerts, success="Alerts acknowledged.")
     return redirect(url_for("admin.events"))
+
+
+# --- your account, and the admin log ---------------------------------------------------------
+
+@bp.get("/account")
+def account():
+    return render_template("admin/account.html", sessions=auth.list_sessions(current_user),
+                           current_session=g.get("user_session_id"), min_password=auth.MIN_PASSWORD)
+
+
+@bp.post("/account/password")
+def change_password():
+    """Your own password only (the current one is required); users are managed on the server."""
+    form = request.form
+    ended = run_service(auth.change_own_password, current_user, form.get("current_password", ""),
+                        form.get("new_password", ""), form.get("confirm_password", ""))
+    if ended is not None:
+        flash(f"Password changed. {ended} other sign-in(s) of yours ended.", "success")
+    return redirect(url_for("admin.account"))
+
+
+@bp.post("/account/sign-out-others")
+def sign_out_others():
+    result = run_service(auth.sign_out_everywhere, current_user, actor=Actor.of(current_user), keep_current=True)
+    if result:
+        flash(f"Signed out everywhere else ({result[0]} sign-in(s) ended).", "success")
+    return redirect(url_for("admin.account"))
+
+
+@bp.get("/log")
+@admin_only
+def admin_log():
+    return render_template("admin/log.html", entries=recent_entries(200))

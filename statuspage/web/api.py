@@ -20,6 +20,7 @@ from ..push.settings import get_settings, settings_dict, update_settings
 from ..push.subscriptions import subscription_dict
 from ..push.triggers import ensure_triggers, trigger_dict, update_triggers
 from ..serializers import component_dict, group_dict, incident_dict
+from ..validation import parse_int
 from .http import json_error
 from .openapi import build_openapi
 
@@ -180,10 +181,9 @@ def delete_group(group_id: int):
 # --- incidents ----------------------------------------------------------------------------
 
 def _paging() -> tuple[int, int]:
-    limit, offset = request.args.get("limit", "50"), request.args.get("offset", "0")
-    if not limit.isdigit() or not offset.isdigit() or not 1 <= int(limit) <= 200 or int(offset) > 10**7:
-        raise ValidationError("limit must be 1-200 and offset a non-negative integer")
-    return int(limit), int(offset)
+    limit = parse_int(request.args.get("limit", "50"), "limit", minimum=1, maximum=200)
+    offset = parse_int(request.args.get("offset", "0"), "offset", minimum=0, maximum=10**7)
+    return limit, offset
 
 
 @bp.get("/incidents")

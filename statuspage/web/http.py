@@ -26,14 +26,15 @@ CSP = (
 
 
 class DbIdConverter(IntegerConverter):
-    """`<int:...>` limited to what fits an INTEGER primary key: 1 .. 2**31-1.
+    """`<int:...>` limited to what fits an INTEGER primary key: 1 .. 2**31-1, in ASCII digits only
+    (`\\d` would also match "١" or "５", which int() reads as 1 and 5).
 
     The range is in the regex, not only in min/max: when a value matches the regex but fails
     min/max, werkzeug goes on to the next rule for the path and answers 405 for a PATCH or DELETE
     whose GET twin exists, where 404 is right."""
 
-    regex = (r"0*(?:[1-9]\d{0,8}|1\d{9}|20\d{8}|21[0-3]\d{7}|214[0-6]\d{6}|2147[0-3]\d{5}|21474[0-7]\d{4}"
-             r"|214748[0-2]\d{3}|2147483[0-5]\d{2}|21474836[0-3]\d|214748364[0-7])")
+    regex = (r"0*(?:[1-9][0-9]{0,8}|1[0-9]{9}|20[0-9]{8}|21[0-3][0-9]{7}|214[0-6][0-9]{6}|2147[0-3][0-9]{5}"
+             r"|21474[0-7][0-9]{4}|214748[0-2][0-9]{3}|2147483[0-5][0-9]{2}|21474836[0-3][0-9]|214748364[0-7])")
 
     def __init__(self, map, *args, **kwargs):
         kwargs.setdefault("min", 1)

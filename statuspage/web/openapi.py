@@ -81,7 +81,9 @@ def build_openapi() -> dict[str, Any]:
             "scheduled_for": {"type": "string", "format": "date-time"},
             "scheduled_until": {"type": "string", "format": "date-time"},
             "component_ids": IDS, "components": COMPONENTS_MAP,
-            "auto_transition": {"type": "boolean"}, "notify": {"type": "boolean"}}},
+            "auto_transition": {"type": "boolean"},
+            "notify": {"type": "boolean", "description": "notify subscribers; also decides whether the automatic "
+                                                         "start and completion notify"}}},
         "Trigger": {"type": "object", "additionalProperties": False, "properties": {
             "enabled": {"type": "boolean"}, "title_template": {"type": "string"}, "body_template": {"type": "string"},
             "urgency": {"enum": ["very-low", "low", "normal", "high"]}, "ttl": {"type": "integer", "minimum": 0}}},

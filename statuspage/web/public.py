@@ -12,6 +12,7 @@ from ..incidents import get_incident, recently_resolved
 from ..models import Incident
 from ..summary import build_summary
 from ..timeutil import iso
+from ..validation import ascii_int
 
 bp = Blueprint("public", __name__)
 
@@ -45,8 +46,8 @@ def incident(incident_id: int):
 
 @bp.get("/history")
 def history():
-    page = request.args.get("page", "1")
-    page = int(page) if page.isdigit() and 0 < int(page) < 100000 else 1
+    page = ascii_int(request.args.get("page", "1"))
+    page = page if page is not None and 0 < page < 100000 else 1
     total = db.session.execute(select(func.count(Incident.id))).scalar_one()
     items = db.session.execute(
         select(Incident).order_by(func.coalesce(Incident.scheduled_for, Incident.created_at).desc(), Incident.id.desc())
