@@ -1,7 +1,6 @@
 """Admin REST API under /api/v1 (Authorization: Bearer <token>). Thin: parse, call a service, serialize."""
 from __future__ import annotations
 
-import json
 from functools import wraps
 from typing import Any
 
@@ -9,6 +8,7 @@ from flask import Blueprint, abort, g, jsonify, request
 
 from .. import components as components_svc
 from .. import incidents as incidents_svc
+from .. import validation as v
 from ..auth import user_for_token
 from ..errors import ServiceError, ValidationError
 from ..events import commit
@@ -26,40 +26,7 @@ def json_body() -> Any:
         # A chunked body (no Content-Length) is cut at the limit by werkzeug without an error;
         # parsing the first 64 KB of a longer body would be wrong, so say it is too large.
         abort(413)
-    if not raw.strip():
-        raise ValidationError("request body is empty; send a JSON object")
-    try:
-        data = json.loads(raw)
-    except UnicodeDecodeError:
-        raise ValidationError("request body is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except RecursionError:
-        raise ValidationError("malformed JSON: nested too deeply") from None
-    except ValueError as exc:  # e.g. an integer literal longer than Python's 4300-digit limit
-        raise ValidationError(f"malformed JSON: {str(exc)[:100]}") from None
-    _reject_unstorable_text(data)
-    return data
-
-
-def _reject_unstorable_text(data: Any) -> None:
-    """NUL and lone surrogates ("\\ud800" is valid JSON) cannot be stored in PostgreSQL or encoded
-    as UTF-8; refuse them here, once, instead of failing deep in the database driver."""
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str):
-            if "\x00" in item:
-                raise ValidationError("strings must not contain NUL (\\u0000) characters")
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValidationError("strings must be valid Unicode (no lone surrogates like \\ud800)") from None
+    return v.decode_json(raw)
 
 
 def token_required(view):
@@ -352,3 +319,4 @@ def db_get(model, ident: int, what: str):
     if row is None:
         raise NotFoundError(f"{what} {ident} not found")
     return row
+
