@@ -25,6 +25,7 @@ from .models import (
     Component,
     Incident,
     IncidentUpdate,
+    StatusSource,
 )
 from .timeutil import utcnow
 
@@ -270,7 +271,8 @@ def start_maintenance(maintenance: Incident, *, automatic: bool = False) -> None
     post_update(maintenance, {"status": "in_progress", "body": body})
     for component in maintenance.components:
         if component.status == "operational":
-            set_component_status(component, "under_maintenance", incident_id=maintenance.id)
+            set_component_status(component, "under_maintenance", incident_id=maintenance.id,
+                                 source=StatusSource.MAINTENANCE)
 
 
 def complete_maintenance(maintenance: Incident, *, automatic: bool = False) -> None:
@@ -278,7 +280,8 @@ def complete_maintenance(maintenance: Incident, *, automatic: bool = False) -> N
     post_update(maintenance, {"status": "completed", "body": body})
     for component in maintenance.components:
         if component.status == "under_maintenance":
-            set_component_status(component, "operational", incident_id=maintenance.id)
+            set_component_status(component, "operational", incident_id=maintenance.id,
+                                 source=StatusSource.MAINTENANCE)
 
 
 def schedule_transitions(maintenance: Incident) -> None:

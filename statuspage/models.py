@@ -6,6 +6,7 @@ type migration; the allowed values live in the tuples below and are checked by t
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -35,6 +36,17 @@ COMPONENT_STATUSES = (
     "under_maintenance",
 )
 DOWN_STATUSES = ("partial_outage", "major_outage")
+
+
+class StatusSource(StrEnum):
+    """Who sets a component's status. `Component.status_owner` is MANUAL (an admin set it by hand: it
+    stays until handed back) or MONITORING (integrations may change it)."""
+
+    MANUAL = "manual"
+    MONITORING = "monitoring"
+    MAINTENANCE = "maintenance"
+
+
 INCIDENT_STATUSES = ("investigating", "identified", "monitoring", "resolved", "postmortem")
 INCIDENT_IMPACTS = ("none", "minor", "major", "critical")
 MAINTENANCE_STATUSES = ("scheduled", "in_progress", "verifying", "completed")
@@ -127,6 +139,9 @@ class Component(db.Model):
     showcase: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    # StatusSource.MONITORING or MANUAL (see components.hold_for_admin / integrations.service.hand_back).
+    status_owner: Mapped[str] = mapped_column(String(16), default=StatusSource.MONITORING.value,
+                                              server_default=StatusSource.MONITORING.value)
 
     group: Mapped[ComponentGroup | None] = relationship(back_populates="components")
 
