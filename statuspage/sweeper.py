@@ -7,15 +7,20 @@ from flask import current_app
 
 from .events import dispatch_pending
 from .incidents import run_due_maintenances
+from .integrations import service as integrations
 
 log = logging.getLogger(__name__)
 
 
 def sweep() -> dict[str, int]:
-    """Start/complete due maintenances, dispatch undispatched events, re-queue stalled fan-outs."""
+    """Start/complete due maintenances, mark missed heartbeats, set monitored components right after a
+    maintenance window, dispatch undispatched events, re-queue stalled fan-outs."""
     from .push.delivery import requeue_stalled
 
     started = run_due_maintenances()
+    missed = integrations.check_heartbeats()
+    reconciled = integrations.reconcile_components()
+    integrations.prune()
     dispatched = dispatch_pending()
     requeued = requeue_stalled()
     pruned = 0
@@ -24,4 +29,5 @@ def sweep() -> dict[str, int]:
         from .push.subscriptions import prune_subscriptions
 
         pruned = prune_subscriptions(current_app.config["PUSH_PRUNE_DAYS"], limit=1000)
-    return {"maintenances": started, "dispatched": dispatched, "requeued": requeued, "pruned": pruned}
+    return {"maintenances": started, "heartbeats_missed": missed, "components_reconciled": reconciled,
+            "dispatched": dispatched, "requeued": requeued, "pruned": pruned}

@@ -12,6 +12,7 @@ from .. import validation as v
 from ..auth import user_for_token
 from ..errors import ServiceError, ValidationError
 from ..events import commit
+from ..integrations import service as integrations_svc
 from ..serializers import component_dict, group_dict, incident_dict
 from .http import json_error
 
@@ -320,3 +321,65 @@ def db_get(model, ident: int, what: str):
         raise NotFoundError(f"{what} {ident} not found")
     return row
 
+
+# --- integrations (monitoring sets component status) ----------------------------------------------
+
+@bp.get("/integrations")
+@admin_required
+def list_integrations():
+    return jsonify([integrations_svc.integration_dict(i) for i in integrations_svc.list_integrations()])
+
+
+@bp.post("/integrations")
+@admin_required
+def create_integration():
+    integration, token = integrations_svc.create_integration(json_body())
+    commit()
+    data = integrations_svc.integration_dict(integration)
+    # The token is shown this once; only its hash is stored.
+    data.update(token=token, url_with_token=integrations_svc.receiver_url_with_token(integration, token))
+    return created(data)
+
+
+@bp.get("/integrations/<integration_id>")
+@admin_required
+def get_integration(integration_id: str):
+    integration = integrations_svc.get_integration(_id_arg(integration_id))
+    return jsonify(integrations_svc.integration_dict(integration, detail=True))
+
+
+@bp.patch("/integrations/<integration_id>")
+@admin_required
+def patch_integration(integration_id: str):
+    integration = integrations_svc.get_integration(_id_arg(integration_id))
+    integration = integrations_svc.update_integration(integration, json_body())
+    commit()
+    return jsonify(integrations_svc.integration_dict(integration, detail=True))
+
+
+@bp.delete("/integrations/<integration_id>")
+@admin_required
+def delete_integration(integration_id: str):
+    integrations_svc.delete_integration(integrations_svc.get_integration(_id_arg(integration_id)))
+    commit()
+    return "", 204
+
+
+@bp.post("/integrations/<integration_id>/rotate-token")
+@admin_required
+def rotate_integration_token(integration_id: str):
+    integration = integrations_svc.get_integration(_id_arg(integration_id))
+    token = integrations_svc.rotate_token(integration)
+    commit()
+    data = integrations_svc.integration_dict(integration)
+    data.update(token=token, url_with_token=integrations_svc.receiver_url_with_token(integration, token))
+    return jsonify(data)
+
+
+@bp.post("/components/<component_id>/hand-back")
+@token_required
+def hand_back_component(component_id: str):
+    component = components_svc.get_component(_id_arg(component_id))
+    outcome = integrations_svc.hand_back(component)
+    commit()
+    return jsonify({**component_dict(component, native=True), "changed": outcome.changed})
