@@ -633,3 +633,59 @@ def test_receivers_are_rate_limited_per_integration_and_wrong_tokens_per_client(
     for _ in range(4):
         assert hook(client, {**grafana, "token": "sp_hook_wrong"}, load("grafana_firing")).status_code == 401
     assert hook(client, {**grafana, "token": "sp_hook_wrong"}, load("grafana_firing")).status_code == 429
+
+
+# --- the admin pages -----------------------------------------------------------------------------------
+
+def _signed_in(app, client, role: str = "admin"):
+    from statuspage.auth import create_user
+
+    with app.app_context():
+        create_user(f"{role}@ui.example.com", "correct horse battery", role)
+        db.session.commit()
+    client.post("/admin/login", data={"email": f"{role}@ui.example.com", "password": "correct horse battery"})
+    return client
+
+
+def test_the_admin_integrations_pages_show_the_token_once_and_each_integrations_last_payload(app, api, components):
+    import re
+
+    browser = _signed_in(app, app.test_client())
+    page = browser.post("/admin/integrations", data={"kind": "alertmanager", "name": "Prometheus"})
+    assert page.status_code == 201
+    html = page.get_data(as_text=True)
+    [token] = re.findall(r'id="integration-token">([^<]+)<', html)
+    assert "credentials: " + token in html  # the copy-paste Alertmanager snippet carries it, this once
+    am = {"id": 1, "url": "https://status.example.com/api/hooks/1", "token": token}
+    assert token not in browser.get("/admin/integrations/1").get_data(as_text=True)
+
+    hook(app.test_client(), am, am_payload(am_alert("API", name="ErrorRate")))
+    hook(app.test_client(), am, data=b'{"version": "3"}', content_type="application/json")
+    listing = browser.get("/admin/integrations").get_data(as_text=True)
+    assert "Prometheus" in listing and "1 alert(s) firing" in listing
+    assert 'version must be "4"' in listing.replace("&#34;", '"')  # the last payload's error
+    detail = browser.get("/admin/integrations/1").get_data(as_text=True)
+    assert "API: Operational → Major outage" in detail  # what the first payload changed
+    assert "ErrorRate on API" in detail  # the firing alert
+    assert "POST → 400" in detail and "POST → 200" in detail
+
+    saved = browser.post("/admin/integrations/1", data={
+        "name": "Prometheus", "enabled": "1", "component_label": "service", "mapping_rows": "2",
+        "map-label-0": "job", "map-value-0": "checkout", "map-component-0": str(components["Checkout"]),
+        "severity_rows": "1", "sev-0": "page", "sev-status-0": "partial_outage"})
+    assert saved.status_code == 302
+    config = api.get("/api/v1/integrations/1").json
+    assert config["component_label"] == "service"
+    assert config["mappings"] == [{"label": "job", "value": "checkout", "component_id": components["Checkout"]}]
+    assert config["status_map"]["page"] == "partial_outage"
+
+    rotated = browser.post("/admin/integrations/1/rotate").get_data(as_text=True)
+    [new_token] = re.findall(r'id="integration-token">([^<]+)<', rotated)
+    assert new_token != token
+    assert browser.post("/admin/integrations/1/delete").status_code == 302
+    assert api.get("/api/v1/integrations").json == []
+    assert status_of(app, "API") == "operational"
+
+    editor = _signed_in(app, app.test_client(), role="editor")
+    assert editor.get("/admin/integrations").status_code == 403
+    assert "Integrations</a>" not in editor.get("/admin/").get_data(as_text=True)
