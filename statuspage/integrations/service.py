@@ -735,15 +735,22 @@ def hand_back(component: Component) -> Outcome:
 def reconcile_components() -> int:
     """Sweeper backstop: a monitored component that monitoring owns but whose status is not what its
     firing alerts want (a maintenance window ended while an alert fired) is set right."""
-    component_ids = set(db.session.execute(
-        select(IntegrationAlert.component_id).join(Integration, Integration.id == IntegrationAlert.integration_id)
-        .where(Integration.enabled.is_(True)).distinct()).scalars())
+    wanted: dict[int, str] = {}
+    for component_id, status, firing in db.session.execute(
+            select(IntegrationAlert.component_id, IntegrationAlert.status, IntegrationAlert.firing)
+            .join(Integration, Integration.id == IntegrationAlert.integration_id)
+            .where(Integration.enabled.is_(True))).all():
+        current = wanted.setdefault(component_id, "operational")
+        if firing and RANK.get(status, 0) > RANK.get(current, 0):
+            wanted[component_id] = status
+    if not wanted:
+        return 0
     fixed = 0
-    for component_id in sorted(component_ids):
-        component = db.session.get(Component, component_id)
-        if component is None or component.status_owner != StatusSource.MONITORING:
-            continue
-        if wanted_status(component_id)[0] == component.status:
+    for component_id, status in db.session.execute(
+            select(Component.id, Component.status).where(Component.id.in_(wanted),
+                                                         Component.status_owner == StatusSource.MONITORING.value)
+            .order_by(Component.id)).all():
+        if status == wanted[component_id] or (status == "under_maintenance" and _in_maintenance(component_id)):
             continue
         outcome = Outcome()
         for row in lock_components({component_id}).values():
