@@ -813,7 +813,8 @@ def firing_alerts(integration: Integration) -> list[IntegrationAlert]:
         .order_by(IntegrationAlert.id)).scalars())
 
 
-def integration_dict(integration: Integration, *, detail: bool = False) -> dict[str, Any]:
+def integration_dict(integration: Integration, *, detail: bool = False, token: str | None = None) -> dict[str, Any]:
+    """The API's shape. `token` only right after create/rotate: it is shown that once, never stored."""
     kind = IntegrationKind(integration.kind)
     data: dict[str, Any] = {
         "id": integration.id, "kind": kind.value, "name": integration.name, "enabled": integration.enabled,
@@ -842,6 +843,8 @@ def integration_dict(integration: Integration, *, detail: bool = False) -> dict[
     if detail:
         data["firing"] = [alert_dict(a) for a in firing]
         data["receipts"] = [receipt_dict(r) for r in receipts]
+    if token is not None:
+        data.update(token=token, url_with_token=receiver_url_with_token(integration, token))
     return data
 
 

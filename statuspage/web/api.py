@@ -335,10 +335,7 @@ def list_integrations():
 def create_integration():
     integration, token = integrations_svc.create_integration(json_body())
     commit()
-    data = integrations_svc.integration_dict(integration)
-    # The token is shown this once; only its hash is stored.
-    data.update(token=token, url_with_token=integrations_svc.receiver_url_with_token(integration, token))
-    return created(data)
+    return created(integrations_svc.integration_dict(integration, token=token))
 
 
 @bp.get("/integrations/<integration_id>")
@@ -371,9 +368,7 @@ def rotate_integration_token(integration_id: str):
     integration = integrations_svc.get_integration(_id_arg(integration_id))
     token = integrations_svc.rotate_token(integration)
     commit()
-    data = integrations_svc.integration_dict(integration)
-    data.update(token=token, url_with_token=integrations_svc.receiver_url_with_token(integration, token))
-    return jsonify(data)
+    return jsonify(integrations_svc.integration_dict(integration, token=token))
 
 
 @bp.post("/components/<component_id>/hand-back")
