@@ -28,7 +28,6 @@ from tests.integration_support import (
     statuses,
 )
 
-NOW = datetime.now(UTC)
 # What a receipt and the integration's "last received" legitimately record for any authenticated request.
 RECEIPT_TABLES = ("integration_receipts",)
 
@@ -159,16 +158,17 @@ def test_resolving_one_alert_keeps_the_component_at_the_worst_alert_still_firing
     critical = am_alert("API", name="ErrorRate", severity="critical")
     warning = am_alert("API", name="Latency", severity="warning")
     info = am_alert("API", name="Disk", severity="info")
+    ended = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     hook(client, am, am_payload(warning))
     assert status_of(app, "API") == "partial_outage"
     hook(client, am, am_payload(critical, info))
     assert status_of(app, "API") == "major_outage"  # worst wins
 
-    hook(client, am, am_payload({**critical, "status": "resolved", "endsAt": NOW.strftime("%Y-%m-%dT%H:%M:%SZ")}))
+    hook(client, am, am_payload({**critical, "status": "resolved", "endsAt": ended}))
     assert status_of(app, "API") == "partial_outage"
-    hook(client, am, am_payload({**warning, "status": "resolved", "endsAt": NOW.strftime("%Y-%m-%dT%H:%M:%SZ")}))
+    hook(client, am, am_payload({**warning, "status": "resolved", "endsAt": ended}))
     assert status_of(app, "API") == "degraded_performance"
-    hook(client, am, am_payload({**info, "status": "resolved", "endsAt": NOW.strftime("%Y-%m-%dT%H:%M:%SZ")}))
+    hook(client, am, am_payload({**info, "status": "resolved", "endsAt": ended}))
     assert status_of(app, "API") == "operational"
     assert events(app, "API") == [("component.down", "partial_outage"), ("component.recovered", "operational")]
 

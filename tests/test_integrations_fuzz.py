@@ -81,7 +81,7 @@ bodies = st.one_of(
 )
 
 
-@settings(FAST, max_examples=1500)
+@settings(FAST, max_examples=1000)
 @given(st.sampled_from([alertmanager, grafana, uptime_kuma]), st.sampled_from(["POST", "PUT", "GET"]),
        alert_payloads | kuma_payloads | json_values,
        st.dictionaries(st.sampled_from(["msg", "heartbeat", "monitor", "data"]), texts | kuma_payloads.map(json.dumps),
