@@ -689,3 +689,21 @@ def test_the_admin_integrations_pages_show_the_token_once_and_each_integrations_
     editor = _signed_in(app, app.test_client(), role="editor")
     assert editor.get("/admin/integrations").status_code == 403
     assert "Integrations</a>" not in editor.get("/admin/").get_data(as_text=True)
+
+
+def test_admin_integration_pages_escape_hostile_names_labels_and_payloads(app, client, api):
+    from tests.test_security_web import page_problems
+
+    hostile = "<script>alert('x')</script>\"'><img src=x onerror=alert(1)>"
+    component = api.post("/api/v1/components", json={"name": hostile}).json
+    am = create_integration(api, "alertmanager", hostile[:100], component_id=component["id"],
+                            incident={"name": hostile, "body": hostile})
+    alert = am_alert(component["name"], name=hostile, job=hostile)
+    alert["annotations"] = {"summary": hostile}
+    assert hook(client, am, am_payload(alert)).status_code == 200
+    assert hook(client, am, data=hostile.encode(), content_type="application/json").status_code == 400
+    browser = _signed_in(app, app.test_client())
+    for path in ("/admin/integrations", f"/admin/integrations/{am['id']}", "/admin/components", "/admin/incidents"):
+        page = browser.get(path)
+        assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store", path
+        assert page_problems(page.get_data(as_text=True)) == [], path
