@@ -38,6 +38,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _check_rate_limits(app)
 
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
+    from .integrations.logs import redact_tokens_in_logs
+
+    redact_tokens_in_logs()
 
     db.init_app(app)
     database.init_app(app)
@@ -60,6 +63,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .push import retry
     from .web.admin import bp as admin_bp
     from .web.api import bp as api_bp
+    from .web.hooks import bp as hooks_bp
     from .web.http import register_http
     from .web.public import bp as public_bp
     from .web.pushapi import bp as push_bp
@@ -70,10 +74,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(push_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(hooks_bp)
     # Token-authenticated and anonymous JSON APIs carry no session cookie to forge.
     csrf.exempt(api_bp)
     csrf.exempt(push_bp)
     csrf.exempt(status_bp)
+    csrf.exempt(hooks_bp)  # monitoring tools authenticate with the integration's token
     register_http(app)
     register_cli(app)
     retry.init_app(app)
@@ -85,7 +91,8 @@ def _check_rate_limits(app: Flask) -> None:
     fail open): refuse to start instead."""
     from limits import parse_many
 
-    for key in ("RATELIMIT_SUBSCRIBE", "RATELIMIT_UNSUBSCRIBE", "RATELIMIT_TEST_PUSH", "RATELIMIT_LOGIN"):
+    for key in ("RATELIMIT_SUBSCRIBE", "RATELIMIT_UNSUBSCRIBE", "RATELIMIT_TEST_PUSH", "RATELIMIT_LOGIN",
+                "RATELIMIT_INTEGRATION", "RATELIMIT_INTEGRATION_AUTH"):
         value = app.config.get(key)
         if value:
             try:

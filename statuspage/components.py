@@ -4,13 +4,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from . import validation as v
 from .errors import NotFoundError, ValidationError
 from .events import record_event
 from .extensions import db
-from .models import COMPONENT_STATUSES, DOWN_STATUSES, Component, ComponentGroup
+from .models import COMPONENT_STATUSES, DOWN_STATUSES, Component, ComponentGroup, StatusSource
 from .timeutil import utcnow
 
 COMPONENT_FIELDS = ("name", "description", "status", "group_id", "position", "showcase")
@@ -98,10 +98,15 @@ def delete_component(component: Component) -> None:
 
 
 def set_component_status(component: Component, status: str, *, incident_id: int | None = None,
-                         notify: bool = True) -> dict[str, Any] | None:
-    """Change a component's status, recording the event; returns Statuspage's affected-component dict."""
+                         notify: bool = True, source: StatusSource = StatusSource.MANUAL) -> dict[str, Any] | None:
+    """Change a component's status, recording the event; returns Statuspage's affected-component dict.
+
+    `source`: MANUAL (an admin: the status then stays until handed back to monitoring), MONITORING
+    (integrations, which call this only for components monitoring owns) or MAINTENANCE (a window)."""
     if status not in COMPONENT_STATUSES:
         raise ValidationError(f"status must be one of: {', '.join(COMPONENT_STATUSES)}", field="status")
+    if source is StatusSource.MANUAL:
+        hold_for_admin(component)
     old = component.status
     if old == status:
         return None
@@ -129,6 +134,16 @@ def set_component_status(component: Component, status: str, *, incident_id: int 
             },
         )
     return {"code": component.id, "name": component.name, "old_status": old, "new_status": status}
+
+
+def hold_for_admin(component: Component) -> None:
+    """An admin's status wins over monitoring until handed back. The owner is written first: that write
+    takes the component's lock (the database's write lock on SQLite), so the status read next is the one
+    monitoring committed last — never a stale copy that would make the admin's change look like none."""
+    db.session.flush()
+    db.session.execute(update(Component).where(Component.id == component.id)
+                       .values(status_owner=StatusSource.MANUAL.value).execution_options(synchronize_session=False))
+    db.session.refresh(component, ["status", "status_owner"])
 
 
 def _last_component_event(component_id: int) -> str | None:

@@ -91,7 +91,14 @@ def load_config(instance_path: str) -> dict:
         "RATELIMIT_TEST_PUSH": os.environ.get("RATELIMIT_TEST_PUSH") or "3 per minute; 20 per day",
         # Failed sign-ins only (a correct password never counts).
         "RATELIMIT_LOGIN": os.environ.get("RATELIMIT_LOGIN") or "10 per minute; 50 per hour",
+        # Integration receivers (/api/hooks/<id>): per integration, counting accepted requests; and per
+        # client address, counting wrong tokens only. Alertmanager sends at most one request per alert
+        # group and group_interval, so 120/min leaves room for bursts; a 429 is sent again by the tool.
+        "RATELIMIT_INTEGRATION": os.environ.get("RATELIMIT_INTEGRATION") or "120 per minute",
+        "RATELIMIT_INTEGRATION_AUTH": os.environ.get("RATELIMIT_INTEGRATION_AUTH") or "30 per minute",
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 64 * 1024),
+        # Receiver bodies may be larger than forms and API calls (about 1 KB per alert in a group).
+        "INTEGRATION_MAX_BYTES": _int("INTEGRATION_MAX_BYTES", 1024 * 1024),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": site_url.startswith("https://"),

@@ -33,6 +33,7 @@ from .models import (
     Component,
     Incident,
     IncidentUpdate,
+    StatusSource,
 )
 from .timeutil import utcnow
 
@@ -305,7 +306,7 @@ def start_maintenance(maintenance: Incident, *, automatic: bool = False) -> None
     for component in maintenance.components:
         if component.status == "operational":
             set_component_status(component, "under_maintenance", incident_id=maintenance.id,
-                                 notify=maintenance.notify)
+                                 notify=maintenance.notify, source=StatusSource.MAINTENANCE)
 
 
 def complete_maintenance(maintenance: Incident, *, automatic: bool = False) -> None:
@@ -313,7 +314,8 @@ def complete_maintenance(maintenance: Incident, *, automatic: bool = False) -> N
     post_update(maintenance, {"status": "completed", "body": body, "notify": maintenance.notify})
     for component in maintenance.components:
         if component.status == "under_maintenance":
-            set_component_status(component, "operational", incident_id=maintenance.id, notify=maintenance.notify)
+            set_component_status(component, "operational", incident_id=maintenance.id, notify=maintenance.notify,
+                                 source=StatusSource.MAINTENANCE)
 
 
 def schedule_transitions(maintenance: Incident) -> None:

@@ -5,8 +5,8 @@ type migration; the allowed values live in the tuples below and are checked by t
 """
 from __future__ import annotations
 
-import enum
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -37,6 +37,17 @@ COMPONENT_STATUSES = (
     "under_maintenance",
 )
 DOWN_STATUSES = ("partial_outage", "major_outage")
+
+
+class StatusSource(StrEnum):
+    """Who sets a component's status. `Component.status_owner` is MANUAL (an admin set it by hand: it
+    stays until handed back) or MONITORING (integrations may change it)."""
+
+    MANUAL = "manual"
+    MONITORING = "monitoring"
+    MAINTENANCE = "maintenance"
+
+
 INCIDENT_STATUSES = ("investigating", "identified", "monitoring", "resolved", "postmortem")
 INCIDENT_IMPACTS = ("none", "minor", "major", "critical")
 MAINTENANCE_STATUSES = ("scheduled", "in_progress", "verifying", "completed")
@@ -45,7 +56,7 @@ RESOLVED_INCIDENT_STATUSES = ("resolved", "postmortem")
 ROLES = ("admin", "editor")
 
 
-class SubscriptionStatus(enum.StrEnum):
+class SubscriptionStatus(StrEnum):
     ACTIVE = "active"  # receives pushes
     EXPIRED = "expired"  # the push service said it is gone, or the keys were rotated
     UNSUBSCRIBED = "unsubscribed"  # the visitor turned it off
@@ -65,7 +76,7 @@ EVENT_TYPES = (
 )
 
 
-class EventState(enum.StrEnum):
+class EventState(StrEnum):
     """Where an event is on its way to subscribers (``Event.state``).
 
     pending -> dispatched (handed to the queue) -> fanning_out (fan_out claimed it) -> sending
@@ -88,7 +99,7 @@ DELIVERING_EVENT_STATES = (EventState.FANNING_OUT, EventState.SENDING)
 FINAL_EVENT_STATES = (EventState.DONE, EventState.SKIPPED, EventState.SUPERSEDED)
 
 
-class DeliveryState(enum.StrEnum):
+class DeliveryState(StrEnum):
     """One event to one subscription (``Delivery.outcome``): claimed and in flight (sending),
     waiting for ``next_attempt_at`` (retry), or final (sent / expired / failed). The final values
     are those of ``push.sender.PushOutcome``."""
@@ -226,6 +237,9 @@ class Component(db.Model):
     showcase: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    # StatusSource.MONITORING or MANUAL (see components.hold_for_admin / integrations.service.hand_back).
+    status_owner: Mapped[str] = mapped_column(String(16), default=StatusSource.MONITORING.value,
+                                              server_default=StatusSource.MONITORING.value)
 
     group: Mapped[ComponentGroup | None] = relationship(back_populates="components")
 

@@ -31,7 +31,7 @@ def page_dict(updated_at=None) -> dict[str, Any]:
 
 
 def component_dict(c: Component, native: bool = False) -> dict[str, Any]:
-    return {
+    data = {
         "id": _id(c.id, native),
         "name": c.name,
         "status": c.status,
@@ -46,6 +46,10 @@ def component_dict(c: Component, native: bool = False) -> dict[str, Any]:
         "group": False,
         "only_show_if_degraded": False,
     }
+    if native:
+        # Admin API: "manual" (an admin set it; integrations wait until it is handed back) or "monitoring".
+        data["status_owner"] = c.status_owner
+    return data
 
 
 def group_dict(g: ComponentGroup, native: bool = False) -> dict[str, Any]:

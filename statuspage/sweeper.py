@@ -7,6 +7,7 @@ from flask import current_app
 
 from .events import dispatch_pending
 from .incidents import run_due_maintenances
+from .integrations import service as integrations
 from .push.delivery import requeue_stalled
 from .push.subscriptions import prune_subscriptions
 
@@ -14,12 +15,17 @@ log = logging.getLogger(__name__)
 
 
 def sweep() -> dict[str, int]:
-    """Start/complete due maintenances, dispatch undispatched events, re-queue stalled fan-outs."""
+    """Start/complete due maintenances, mark missed heartbeats, set monitored components right after a
+    maintenance window, dispatch undispatched events, re-queue stalled fan-outs."""
     started = run_due_maintenances()
+    missed = integrations.check_heartbeats()
+    reconciled = integrations.reconcile_components()
+    integrations.prune()
     dispatched = dispatch_pending()
     requeued = requeue_stalled()
     pruned = 0
     if current_app.config.get("PUSH_PRUNE_DAYS"):
         # A little at a time: a flood of dead subscriptions is cleaned without long transactions.
         pruned = prune_subscriptions(current_app.config["PUSH_PRUNE_DAYS"], limit=1000)
-    return {"maintenances": started, "dispatched": dispatched, "requeued": requeued, "pruned": pruned}
+    return {"maintenances": started, "heartbeats_missed": missed, "components_reconciled": reconciled,
+            "dispatched": dispatched, "requeued": requeued, "pruned": pruned}

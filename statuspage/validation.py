@@ -1,6 +1,7 @@
 """Small, strict validators for JSON and form input (unknown fields and wrong types are errors)."""
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from datetime import datetime
@@ -151,3 +152,42 @@ def id_list(data: dict, name: str, *, max_items: int = 500) -> list[int] | None:
         if item not in ids:
             ids.append(item)
     return ids
+
+
+def decode_json(raw: bytes | str) -> Any:
+    """JSON from a request body (or a form field holding JSON), or a ValidationError that says what is
+    wrong with it."""
+    if not raw.strip():
+        raise ValidationError("request body is empty; send a JSON object")
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError:
+        raise ValidationError("request body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ValidationError("malformed JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer literal longer than Python's 4300-digit limit
+        raise ValidationError(f"malformed JSON: {str(exc)[:100]}") from None
+    reject_unstorable_text(data)
+    return data
+
+
+def reject_unstorable_text(data: Any) -> None:
+    """NUL and lone surrogates ("\\ud800" is valid JSON) cannot be stored in PostgreSQL or encoded
+    as UTF-8; refuse them here, once, instead of failing deep in the database driver."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                raise ValidationError("strings must not contain NUL (\\u0000) characters")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValidationError("strings must be valid Unicode (no lone surrogates like \\ud800)") from None

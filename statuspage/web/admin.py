@@ -17,6 +17,8 @@ from ..audit import Actor, recent_entries
 from ..errors import ServiceError
 from ..events import commit, rollback
 from ..extensions import limiter
+from ..integrations import service as integrations_svc
+from ..integrations.models import IntegrationKind
 from ..models import (
     COMPONENT_STATUSES,
     INCIDENT_IMPACTS,
@@ -32,7 +34,7 @@ from ..push.subscriptions import get_subscription, list_subscriptions, subscript
 from ..push.triggers import PLACEHOLDERS, URGENCIES, ensure_triggers, preview_payloads, update_triggers
 from ..summary import build_summary
 from ..timeutil import site_tz, utcnow
-from ..validation import parse_id, parse_int
+from ..validation import ascii_int, parse_id, parse_int
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -143,12 +145,15 @@ def dashboard():
 @bp.get("/components")
 def components():
     return render_template("admin/components.html", components=components_svc.list_components(),
-                           groups=components_svc.list_groups(), statuses=COMPONENT_STATUSES)
+                           groups=components_svc.list_groups(), statuses=COMPONENT_STATUSES,
+                           monitoring=integrations_svc.monitoring_overview())
 
 
 def _component_data(form) -> dict[str, Any]:
     data: dict[str, Any] = {"name": form.get("name", ""), "description": form.get("description", "")}
-    if form.get("status"):
+    # Only a status the admin changed is sent: setting one by hand takes it from monitoring, and the
+    # form also carries the status it showed (monitoring may have changed it since the page loaded).
+    if form.get("status") and form.get("status") != form.get("shown_status"):
         data["status"] = form["status"]
     group = form.get("group_id", "").strip()
     data["group_id"] = parse_id(group, "group_id") if group else None
@@ -174,6 +179,14 @@ def update_component(component_id: int):
 def delete_component(component_id: int):
     component = components_svc.get_component(component_id)
     run_service(components_svc.delete_component, component, success="Component deleted.")
+    return redirect(url_for("admin.components"))
+
+
+@bp.post("/components/<int:component_id>/hand-back")
+def hand_back_component(component_id: int):
+    component = components_svc.get_component(component_id)
+    run_service(integrations_svc.hand_back, component,
+                success=f"{component.name} is back with monitoring: its status follows the firing alerts.")
     return redirect(url_for("admin.components"))
 
 
@@ -368,3 +381,108 @@ def sign_out_others():
 @admin_only
 def admin_log():
     return render_template("admin/log.html", entries=recent_entries(200))
+# --- integrations -------------------------------------------------------------------------------
+
+MAPPING_ROWS_BLANK = 3
+
+
+def _rows(form, count_field: str) -> range:
+    """Indexes of a form's repeated rows (mapping rules, severities); the count comes with the form."""
+    count = ascii_int(form.get(count_field, ""))
+    return range(count) if count is not None and count < 1000 else range(0)
+
+
+def _form_number(form, name: str) -> Any:
+    """An integer field as the API's PATCH body has it: a number when it is one (ASCII digits), else
+    the text as typed, which the service refuses with a message naming the field."""
+    value = form.get(name, "").strip()
+    number = ascii_int(value)
+    return number if number is not None and len(value) < 10 else (value or None)
+
+
+def _integration_form(form, kind: str) -> dict[str, Any]:
+    """The settings form as the API's PATCH body (the service validates it)."""
+    def number(name: str) -> Any:
+        return _form_number(form, name)
+
+    data: dict[str, Any] = {"name": form.get("name", ""), "enabled": bool(form.get("enabled")),
+                            "component_id": number("component_id")}
+    if kind == IntegrationKind.HEARTBEAT:
+        data["interval_seconds"] = number("interval_seconds")
+        data["grace_seconds"] = number("grace_seconds")
+        data["status_map"] = {integrations_svc.MISSED_SEVERITY: form.get("missed_status", "major_outage")}
+    else:
+        data["component_label"] = form.get("component_label", "").strip() or "component"
+        data["mappings"] = [
+            {"label": form.get(f"map-label-{i}", ""), "value": form.get(f"map-value-{i}", ""),
+             "component_id": number(f"map-component-{i}")}
+            for i in _rows(form, "mapping_rows")
+            if form.get(f"map-label-{i}", "").strip() or form.get(f"map-value-{i}", "").strip()
+        ]
+        data["status_map"] = {form.get(f"sev-{i}", "").strip(): form.get(f"sev-status-{i}", "")
+                              for i in _rows(form, "severity_rows") if form.get(f"sev-{i}", "").strip()}
+    if kind == IntegrationKind.UPTIME_KUMA:
+        data["create_components"] = bool(form.get("create_components"))
+    data["incident"] = {"enabled": bool(form.get("incident_enabled")), "name": form.get("incident_name", ""),
+                        "body": form.get("incident_body", ""), "resolve_body": form.get("incident_resolve_body", "")}
+    return data
+
+
+def _integration_page(integration, *, token: str | None = None, code: int = 200):
+    data = integrations_svc.integration_dict(integration, detail=True)
+    status_rows = sorted(data.get("status_map", {}).items())
+    return render_template(
+        "admin/integration.html", i=data, token=token,
+        url_with_token=integrations_svc.receiver_url_with_token(integration, token) if token else None,
+        components=components_svc.list_components(), statuses=COMPONENT_STATUSES, status_rows=status_rows,
+        blank_rows=MAPPING_ROWS_BLANK, placeholders=integrations_svc.INCIDENT_PLACEHOLDERS,
+    ), code
+
+
+@bp.route("/integrations", methods=["GET", "POST"])
+@admin_only
+def integrations():
+    if request.method == "POST":
+        form = request.form
+        kind = form.get("kind", "")
+        data: dict[str, Any] = {"kind": kind, "name": form.get("name", "")}
+        if form.get("component_id", "").strip():
+            data["component_id"] = _form_number(form, "component_id")
+        result = run_service(integrations_svc.create_integration, data)
+        if result:
+            integration, token = result
+            flash("Integration created. Copy its token now: it is shown only this once.", "success")
+            return _integration_page(integration, token=token, code=201)
+    rows = [integrations_svc.integration_dict(i) for i in integrations_svc.list_integrations()]
+    return render_template("admin/integrations.html", integrations=rows, kinds=list(IntegrationKind),
+                           components=components_svc.list_components())
+
+
+@bp.route("/integrations/<int:integration_id>", methods=["GET", "POST"])
+@admin_only
+def integration(integration_id: int):
+    item = integrations_svc.get_integration(integration_id)
+    if request.method == "POST":
+        data = _integration_form(request.form, item.kind)
+        run_service(integrations_svc.update_integration, item, data, success="Integration saved.")
+        return redirect(url_for("admin.integration", integration_id=integration_id))
+    return _integration_page(item)
+
+
+@bp.post("/integrations/<int:integration_id>/rotate")
+@admin_only
+def rotate_integration(integration_id: int):
+    item = integrations_svc.get_integration(integration_id)
+    token = run_service(integrations_svc.rotate_token, item)
+    if not isinstance(token, str):
+        return redirect(url_for("admin.integration", integration_id=integration_id))
+    flash("New token made; the old one no longer works. Copy it now: it is shown only this once.", "success")
+    return _integration_page(item, token=token)
+
+
+@bp.post("/integrations/<int:integration_id>/delete")
+@admin_only
+def delete_integration(integration_id: int):
+    item = integrations_svc.get_integration(integration_id)
+    run_service(integrations_svc.delete_integration, item, success=f"Integration {item.name} deleted.")
+    return redirect(url_for("admin.integrations"))

@@ -1,7 +1,6 @@
 """Admin REST API under /api/v1 (Authorization: Bearer <token>). Thin: parse, call a service, serialize."""
 from __future__ import annotations
 
-import json
 from functools import wraps
 from typing import Any
 
@@ -9,9 +8,11 @@ from flask import Blueprint, abort, g, jsonify, request
 
 from .. import components as components_svc
 from .. import incidents as incidents_svc
+from .. import validation as v
 from ..auth import user_for_token
 from ..errors import ValidationError
 from ..events import commit
+from ..integrations import service as integrations_svc
 from ..models import SUBSCRIPTION_STATUSES
 from ..push import subscriptions as subscriptions_svc
 from ..push.delivery import queue_test_push
@@ -35,40 +36,7 @@ def json_body() -> Any:
         # A chunked body (no Content-Length) is cut at the limit by werkzeug without an error;
         # parsing the first 64 KB of a longer body would be wrong, so say it is too large.
         abort(413)
-    if not raw.strip():
-        raise ValidationError("request body is empty; send a JSON object")
-    try:
-        data = json.loads(raw)
-    except UnicodeDecodeError:
-        raise ValidationError("request body is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except RecursionError:
-        raise ValidationError("malformed JSON: nested too deeply") from None
-    except ValueError as exc:  # e.g. an integer literal longer than Python's 4300-digit limit
-        raise ValidationError(f"malformed JSON: {str(exc)[:100]}") from None
-    _reject_unstorable_text(data)
-    return data
-
-
-def _reject_unstorable_text(data: Any) -> None:
-    """NUL and lone surrogates ("\\ud800" is valid JSON) cannot be stored in PostgreSQL or encoded
-    as UTF-8; refuse them here, once, instead of failing deep in the database driver."""
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str):
-            if "\x00" in item:
-                raise ValidationError("strings must not contain NUL (\\u0000) characters")
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValidationError("strings must be valid Unicode (no lone surrogates like \\ud800)") from None
+    return v.decode_json(raw)
 
 
 def token_required(view):
@@ -323,3 +291,61 @@ def list_events():
     limit, offset = _paging()
     return jsonify([event_dict(e) for e in recent_events(limit, offset)])
 
+
+
+# --- integrations (monitoring sets component status) ----------------------------------------------
+
+@bp.get("/integrations")
+@admin_required
+def list_integrations():
+    return jsonify([integrations_svc.integration_dict(i) for i in integrations_svc.list_integrations()])
+
+
+@bp.post("/integrations")
+@admin_required
+def create_integration():
+    integration, token = integrations_svc.create_integration(json_body())
+    commit()
+    return created(integrations_svc.integration_dict(integration, token=token))
+
+
+@bp.get("/integrations/<int:integration_id>")
+@admin_required
+def get_integration(integration_id: int):
+    integration = integrations_svc.get_integration(integration_id)
+    return jsonify(integrations_svc.integration_dict(integration, detail=True))
+
+
+@bp.patch("/integrations/<int:integration_id>")
+@admin_required
+def patch_integration(integration_id: int):
+    integration = integrations_svc.get_integration(integration_id)
+    integration = integrations_svc.update_integration(integration, json_body())
+    commit()
+    return jsonify(integrations_svc.integration_dict(integration, detail=True))
+
+
+@bp.delete("/integrations/<int:integration_id>")
+@admin_required
+def delete_integration(integration_id: int):
+    integrations_svc.delete_integration(integrations_svc.get_integration(integration_id))
+    commit()
+    return "", 204
+
+
+@bp.post("/integrations/<int:integration_id>/rotate-token")
+@admin_required
+def rotate_integration_token(integration_id: int):
+    integration = integrations_svc.get_integration(integration_id)
+    token = integrations_svc.rotate_token(integration)
+    commit()
+    return jsonify(integrations_svc.integration_dict(integration, token=token))
+
+
+@bp.post("/components/<int:component_id>/hand-back")
+@token_required
+def hand_back_component(component_id: int):
+    component = components_svc.get_component(component_id)
+    outcome = integrations_svc.hand_back(component)
+    commit()
+    return jsonify({**component_dict(component, native=True), "changed": outcome.changed})

@@ -102,6 +102,7 @@ def build_openapi() -> dict[str, Any]:
                                         "auth": {"type": "string", "maxLength": 40}}},
                 "components": IDS, "oldEndpoint": {"type": "string", "maxLength": 2048}}},
     }
+    schemas.update(_integration_schemas())
     schemas["ComponentCreate"] = {**schemas["ComponentInput"], "required": ["name"]}
     schemas["GroupCreate"] = {**schemas["GroupInput"], "required": ["name"]}
     schemas["MaintenanceCreate"] = {**schemas["MaintenanceInput"],
@@ -187,6 +188,7 @@ def build_openapi() -> dict[str, Any]:
                         errors=(400, 404, 429, 503)),
         },
     }
+    paths.update(_integration_paths())
     paths["/api/push/subscriptions"]["post"]["responses"]["200"] = {
         "description": "Already subscribed: the same endpoint was updated", **_json({"type": "object"})}
     # The public Statuspage-compatible API (read-only, no authentication).
@@ -203,7 +205,119 @@ def build_openapi() -> dict[str, Any]:
         "info": {"title": "Status page API", "version": "1.0.0",
                  "description": "Admin API (bearer token) and the anonymous visitor push API."},
         "components": {"schemas": schemas,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                           "integrationToken": {
+                                               "type": "http", "scheme": "bearer",
+                                               "description": "The integration's own token (not an API token)"}}},
         "security": [{"bearer": []}],
         "paths": paths,
+    }
+
+
+ADMIN_ERRORS = (400, 401, 403, 404)
+
+
+def _integration_schemas() -> dict[str, Any]:
+    from ..integrations.service import INCIDENT_PLACEHOLDERS
+
+    placeholders = ", ".join("{" + p + "}" for p in INCIDENT_PLACEHOLDERS)
+    settings = {
+        "name": {"type": "string", "minLength": 1, "maxLength": 100},
+        "enabled": {"type": "boolean", "description": "false pauses it: its alerts stop counting"},
+        "component_label": {"type": "string", "minLength": 1, "maxLength": 64,
+                            "description": "alert label naming the component (name, any case, or id); "
+                                           "default component"},
+        "component_id": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_ID,
+                         "description": "heartbeat: the component it watches (required); alert kinds: where "
+                                        "alerts that name no component go"},
+        "mappings": {"type": "array", "maxItems": 100, "description": "tried before component_label",
+                     "items": {"type": "object", "additionalProperties": False,
+                               "required": ["label", "value", "component_id"],
+                               "properties": {"label": {"type": "string", "minLength": 1, "maxLength": 64},
+                                              "value": {"type": "string", "minLength": 1, "maxLength": 200},
+                                              "component_id": {"type": "integer", "minimum": 1,
+                                                               "maximum": MAX_ID}}}},
+        "status_map": {"type": "object", "maxProperties": 50,
+                       "description": "severity -> status, over the defaults critical: major_outage, warning: "
+                                      "partial_outage, info: degraded_performance (anything else: major_outage); "
+                                      "heartbeats use the key \"missed\"",
+                       "additionalProperties": {"enum": list(COMPONENT_STATUSES)}},
+        "create_components": {"type": "boolean", "description": "uptime_kuma: a new monitor becomes a component"},
+        "interval_seconds": {"type": "integer", "minimum": 10, "maximum": 7 * 86400, "description": "heartbeat"},
+        "grace_seconds": {"type": "integer", "minimum": 0, "maximum": 86400, "description": "heartbeat"},
+        "incident": {"type": "object", "additionalProperties": False,
+                     "description": f"open an incident when a component goes down (off by default); {placeholders}",
+                     "properties": {"enabled": {"type": "boolean"}, "name": {"type": "string", "maxLength": 300},
+                                    "body": {"type": "string", "maxLength": 2000},
+                                    "resolve_body": {"type": "string", "maxLength": 2000}}},
+    }
+    return {
+        "IntegrationInput": {"type": "object", "additionalProperties": False, "properties": settings},
+        "IntegrationCreate": {"type": "object", "additionalProperties": False, "required": ["kind", "name"],
+                              "properties": {"kind": {"enum": ["alertmanager", "grafana", "uptime_kuma",
+                                                               "heartbeat"]}, **settings}},
+        "Integration": {"type": "object", "required": ["id", "kind", "url"], "properties": {
+            "id": {"type": "integer"}, "kind": {"type": "string"}, "name": {"type": "string"},
+            "url": {"type": "string", "format": "uri", "description": "the receiver URL to paste into the tool"},
+            "token": {"type": "string", "description": "only when created or rotated; stored hashed"},
+            "url_with_token": {"type": "string", "description": "only when created or rotated: for tools that "
+                                                                "cannot send an Authorization header"},
+            "last_receipt": {"type": ["object", "null"]}, "firing_count": {"type": "integer"}}},
+        "HookResult": {"type": "object", "properties": {
+            "accepted": {"type": "integer"}, "changed": {"type": "array"}, "held": {"type": "array"},
+            "ignored": {"type": "array"}, "warnings": {"type": "array"}, "notes": {"type": "array"}}},
+    }
+
+
+def _integration_paths() -> dict[str, Any]:
+    integration = _ref("Integration")
+    hook_ops = {
+        "summary": "Receiver for the integration's tool: Alertmanager (POST, webhook version 4), Grafana "
+                   "(POST/PUT), Uptime Kuma (POST JSON or form-data, GET), heartbeat (GET/POST/HEAD ping)",
+        "security": [{"integrationToken": []}],
+    }
+
+    def hook(with_token: bool) -> dict[str, Any]:
+        params = [_id_param("integration_id")]
+        if with_token:
+            params.append({"name": "token", "in": "path", "required": True, "schema": {"type": "string"}})
+        item: dict[str, Any] = {"parameters": params}
+        for method in ("get", "post", "put"):
+            op = _op(hook_ops["summary"], resp=_ref("HookResult"), errors=(400, 401, 403, 405, 413, 429, 503))
+            op["responses"]["202"] = {"description": "Valid, but nothing matched (what was ignored and why)",
+                                      **_json(_ref("HookResult"))}
+            op["security"] = [] if with_token else hook_ops["security"]
+            if method != "get":
+                op["requestBody"] = {"required": False, **_json({"type": "object"})}
+            item[method] = op
+        return item
+
+    return {
+        "/api/v1/integrations": {
+            "get": _op("List integrations (admin)", resp={"type": "array", "items": integration},
+                       errors=(401, 403)),
+            "post": _op("Create an integration (admin); the answer carries its token, shown once",
+                        body=_ref("IntegrationCreate"), ok=201, resp=integration, errors=(400, 401, 403)),
+        },
+        "/api/v1/integrations/{integration_id}": {
+            "parameters": [_id_param("integration_id")],
+            "get": _op("An integration with its firing alerts and recent payloads (admin)", resp=integration,
+                       errors=ADMIN_ERRORS),
+            "patch": _op("Change an integration (admin)", body=_ref("IntegrationInput"), resp=integration,
+                         errors=ADMIN_ERRORS),
+            "delete": _op("Delete an integration; components its alerts held down recover (admin)", ok=204,
+                          errors=ADMIN_ERRORS),
+        },
+        "/api/v1/integrations/{integration_id}/rotate-token": {
+            "parameters": [_id_param("integration_id")],
+            "post": _op("New token (shown once); the old one stops working (admin)", resp=integration,
+                        errors=ADMIN_ERRORS),
+        },
+        "/api/v1/components/{component_id}/hand-back": {
+            "parameters": [_id_param("component_id")],
+            "post": _op("Hand a component set by hand back to monitoring: it takes the status its firing "
+                        "alerts want", resp=_ref("Component")),
+        },
+        "/api/hooks/{integration_id}": hook(False),
+        "/api/hooks/{integration_id}/{token}": hook(True),
     }
