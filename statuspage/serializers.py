@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import current_app
 
+from .components import worst_status
 from .models import Component, ComponentGroup, Incident, IncidentUpdate
 from .timeutil import iso
 
@@ -20,7 +21,7 @@ def group_ref(group_id: int, native: bool) -> int | str:
     return group_id if native else f"group-{group_id}"
 
 
-def page_dict(updated_at=None) -> dict[str, Any]:
+def page_dict(updated_at) -> dict[str, Any]:
     return {
         "id": PAGE_ID,
         "name": current_app.config["SITE_NAME"],
@@ -50,11 +51,7 @@ def component_dict(c: Component, native: bool = False) -> dict[str, Any]:
 
 def group_dict(g: ComponentGroup, native: bool = False) -> dict[str, Any]:
     members = g.components
-    worst = "operational"
-    order = ["operational", "under_maintenance", "degraded_performance", "partial_outage", "major_outage"]
-    for c in members:
-        if order.index(c.status) > order.index(worst):
-            worst = c.status
+    worst = worst_status(c.status for c in members)
     return {
         "id": group_ref(g.id, native),
         "name": g.name,
@@ -87,7 +84,7 @@ def update_dict(u: IncidentUpdate, native: bool = False) -> dict[str, Any]:
         "updated_at": iso(u.created_at),
         "display_at": iso(u.created_at),
         "affected_components": affected or None,
-        "deliver_notifications": True,
+        "deliver_notifications": u.deliver_notifications,
         "custom_tweet": None,
         "tweet_id": None,
     }
@@ -108,10 +105,17 @@ def incident_dict(i: Incident, native: bool = False) -> dict[str, Any]:
         "page_id": PAGE_ID,
         "incident_updates": [update_dict(u, native) for u in i.updates],
         "components": [component_dict(c, native) for c in i.components],
+        # Statuspage's incident reminders; this page sends none, and upstream writes null then.
+        "reminder_intervals": None,
     }
     if i.kind == "maintenance":
         data["scheduled_for"] = iso(i.scheduled_for)
         data["scheduled_until"] = iso(i.scheduled_until)
         if native:
             data["auto_transition"] = i.auto_transition
+            data["auto_transition_to_maintenance_state"] = i.auto_transition_to_maintenance_state
+    elif native:
+        # The public v2 JSON carries only the status "postmortem"; the text is on the incident's page.
+        data["postmortem_body"] = i.postmortem_body
+        data["postmortem_published_at"] = iso(i.postmortem_published_at)
     return data

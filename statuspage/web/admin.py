@@ -220,6 +220,21 @@ def incident(incident_id: int):
                            form=request.form, **_preview_context())
 
 
+@bp.post("/incidents/<int:incident_id>/postmortem")
+def postmortem(incident_id: int):
+    item = incidents_svc.get_incident(incident_id)
+    data = {"body": request.form.get("postmortem_body", ""), "notify": bool(request.form.get("postmortem_notify"))}
+    run_service(incidents_svc.publish_postmortem, item, data, success="Postmortem published.")
+    return redirect(url_for("admin.incident", incident_id=item.id) + "#postmortem")
+
+
+@bp.post("/incidents/<int:incident_id>/postmortem/delete")
+def delete_postmortem(incident_id: int):
+    item = incidents_svc.get_incident(incident_id)
+    run_service(incidents_svc.remove_postmortem, item, success="Postmortem removed.")
+    return redirect(url_for("admin.incident", incident_id=item.id) + "#postmortem")
+
+
 def _preview_context() -> dict[str, Any]:
     from ..push.triggers import preview_payloads
 
@@ -244,6 +259,7 @@ def new_maintenance():
             "scheduled_for": _local_to_utc(form.get("scheduled_for", "")),
             "scheduled_until": _local_to_utc(form.get("scheduled_until", "")),
             "auto_transition": bool(form.get("auto_transition")),
+            "auto_transition_to_maintenance_state": bool(form.get("auto_transition_to_maintenance_state")),
             "notify": bool(form.get("notify")),
             "component_ids": form.getlist("affected"),
         }

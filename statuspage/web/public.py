@@ -83,6 +83,9 @@ def _entry_html(item: Incident) -> str:
     from ..markdown import render_markdown
 
     parts = []
+    if item.postmortem_published_at and item.postmortem_body:
+        parts.append(f"<h3>Postmortem</h3><p><small>{escape(iso(item.postmortem_published_at))}</small></p>"
+                     f"{render_markdown(item.postmortem_body)}<hr>")
     for u in item.updates:
         parts.append(
             f"<p><small>{escape(iso(u.created_at))}</small><br><strong>{escape(u.status.capitalize())}</strong></p>"
