@@ -57,6 +57,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .cli import register_cli
     from .web.admin import bp as admin_bp
     from .web.api import bp as api_bp
+    from .web.embeds import bp as embeds_bp
     from .web.http import register_http
     from .web.public import bp as public_bp
     from .web.pushapi import bp as push_bp
@@ -64,6 +65,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(public_bp)
     app.register_blueprint(status_bp)
+    app.register_blueprint(embeds_bp)
     app.register_blueprint(push_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)

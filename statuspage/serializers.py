@@ -119,3 +119,46 @@ def incident_dict(i: Incident, native: bool = False) -> dict[str, Any]:
         data["postmortem_body"] = i.postmortem_body
         data["postmortem_published_at"] = iso(i.postmortem_published_at)
     return data
+
+
+def uptime_day_dict(day) -> dict[str, Any]:
+    site_url = current_app.config["SITE_URL"]
+    return {
+        "date": day.date.isoformat(),
+        "status": day.status,  # the worst status of the day, or no_data
+        "seconds": {status: round(secs) for status, secs in sorted(day.seconds.items())},
+        "downtime_seconds": round(day.downtime),
+        "incidents": [{"id": str(i.id), "name": i.name, "kind": i.kind, "impact": i.impact,
+                       "url": f"{site_url}/incidents/{i.id}"} for i in day.incidents],
+    }
+
+
+def uptime_row_dict(row) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": group_ref(row.id, False) if row.is_group else str(row.id),
+        "name": row.name,
+        "group": row.is_group,
+        "uptime_percent": row.uptime_percent,
+        "observed_seconds": round(row.observed),
+        "downtime_seconds": round(row.downtime),
+        "since": row.since.isoformat() if row.since else None,
+        "days": [uptime_day_dict(d) for d in row.days],
+    }
+    if row.is_group:
+        data["components"] = [str(m.id) for m in row.members]
+    return data
+
+
+def uptime_dict(uptime, updated_at) -> dict[str, Any]:
+    """Our own /api/v2/uptime.json (not an upstream endpoint; components.json stays upstream's)."""
+    from .uptime import DOWNTIME_WEIGHT
+
+    return {
+        "page": page_dict(updated_at),
+        "window": {"days": len(uptime.dates), "first_day": uptime.dates[0].isoformat(),
+                   "last_day": uptime.dates[-1].isoformat(), "start": iso(uptime.start), "end": iso(uptime.end),
+                   "time_zone": current_app.config["SITE_TIMEZONE"]},
+        "downtime_weights": DOWNTIME_WEIGHT,
+        "components": [uptime_row_dict(r) for r in uptime.rows.values()],
+        "groups": [uptime_row_dict(g) for g in uptime.groups.values()],
+    }

@@ -212,7 +212,9 @@ def build_openapi() -> dict[str, Any]:
                           ("incidents/unresolved.json", "Unresolved incidents"),
                           ("scheduled-maintenances.json", "Scheduled maintenances"),
                           ("scheduled-maintenances/upcoming.json", "Upcoming maintenances"),
-                          ("scheduled-maintenances/active.json", "Active maintenances")):
+                          ("scheduled-maintenances/active.json", "Active maintenances"),
+                          ("uptime.json", "90-day uptime per component and group (this page's own endpoint, "
+                                          "not Statuspage's)")):
         paths[f"/api/v2/{path}"] = {"get": _op(summary, auth=False, resp={"type": "object"}, errors=())}
     return {
         "openapi": "3.1.0",

@@ -12,6 +12,7 @@ from ..incidents import get_incident
 from ..models import Incident
 from ..summary import build_summary
 from ..timeutil import iso
+from ..uptime import build_uptime
 
 bp = Blueprint("public", __name__)
 
@@ -36,7 +37,7 @@ def index():
         select(Incident).where(Incident.kind == "incident", Incident.status.in_(("resolved", "postmortem")))
         .order_by(Incident.created_at.desc()).limit(5)
     ).scalars().all()
-    return render_template("index.html", s=s, recent=recent, **push_context(s.components))
+    return render_template("index.html", s=s, recent=recent, uptime=build_uptime(), **push_context(s.components))
 
 
 @bp.get("/incidents/<int:incident_id>")
