@@ -4,6 +4,10 @@
 // CSP is style-src 'self'): the arrow is placed with a CSS custom property set through CSSOM.
 (() => {
   'use strict';
+  // One day's details open at a time on the whole page; one opened by a tap or click stays
+  // (hovering other bars does not replace it) until the next tap, Escape or a click elsewhere.
+  let closeOpen = null;
+  let pinned = null;
 
   function setup(root) {
     const bars = Array.from(root.querySelectorAll('.uptime-bars button'));
@@ -15,7 +19,6 @@
       bar.setAttribute('aria-expanded', 'false');
     });
     let current = null;
-    let pinned = false;
     let hideTimer = 0;
 
     function render(bar) {
@@ -37,6 +40,8 @@
 
     function show(bar) {
       clearTimeout(hideTimer);
+      if (closeOpen && closeOpen !== hide) closeOpen();
+      closeOpen = hide;
       if (current && current !== bar) current.setAttribute('aria-expanded', 'false');
       current = bar;
       render(bar);
@@ -49,7 +54,8 @@
 
     function hide() {
       clearTimeout(hideTimer);
-      pinned = false;
+      if (closeOpen === hide) closeOpen = null;
+      if (pinned === hide) pinned = null;
       panel.hidden = true;
       if (current) current.setAttribute('aria-expanded', 'false');
     }
@@ -67,9 +73,12 @@
         show(bar);
       });
       bar.addEventListener('click', () => {
-        // A tap (or click) keeps the details open until the next tap, Escape or leaving.
-        pinned = !(pinned && current === bar);
-        if (pinned) show(bar); else hide();
+        if (pinned === hide && current === bar && !panel.hidden) {
+          hide();
+        } else {
+          show(bar);
+          pinned = hide;
+        }
       });
       bar.addEventListener('keydown', (event) => {
         const moves = { ArrowLeft: index - 1, ArrowRight: index + 1, Home: 0, End: bars.length - 1 };
@@ -88,13 +97,13 @@
       }
     });
     root.addEventListener('mouseleave', () => {
-      if (!pinned && !root.contains(document.activeElement)) hideTimer = setTimeout(hide, 250);
+      if (pinned !== hide && !root.contains(document.activeElement)) hideTimer = setTimeout(hide, 250);
     });
     root.addEventListener('focusout', (event) => {
       if (!root.contains(event.relatedTarget)) hide();
     });
     document.addEventListener('click', (event) => {
-      if (pinned && !root.contains(event.target)) hide();
+      if (pinned === hide && !root.contains(event.target)) hide();
     });
   }
 
