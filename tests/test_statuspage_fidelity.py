@@ -321,3 +321,60 @@ def test_postmortem_input_is_checked(client, api):
         assert fragment in response.json["error"], response.json
     [incident] = client.get("/api/v2/incidents.json").json["incidents"]
     assert incident["status"] == "resolved"
+
+
+# --- the admin UI: postmortem form, maintenance opt-out, uptime showcase ------------------
+
+@pytest.fixture
+def ui(sqlite_app):
+    from statuspage.auth import create_user
+    from tests.test_admin_ui import _login
+
+    sqlite_app.config["WTF_CSRF_ENABLED"] = True
+    with sqlite_app.app_context():
+        create_user("admin@example.com", "correct horse battery", "admin")
+        db.session.commit()
+    client = sqlite_app.test_client()
+    assert _login(client).status_code == 302
+    return sqlite_app, client
+
+
+def test_admin_publishes_a_postmortem_and_schedules_an_opted_out_maintenance(ui):
+    from tests.test_admin_ui import _csrf
+
+    app, client = ui
+    token = _csrf(client, "/admin/components")
+    client.post("/admin/components", data={"csrf_token": token, "name": "API", "showcase_field": "1"})
+    client.post("/admin/components", data={"csrf_token": token, "name": "Internal", "showcase_field": "1",
+                                           "showcase": "1"})
+    client.post("/admin/incidents/new", data={"csrf_token": token, "name": "Outage", "status": "investigating",
+                                              "impact": "major", "body": "x"})
+    with app.app_context():
+        incident_id = db.session.execute(select(Incident.id)).scalar_one()
+        assert [c.showcase for c in db.session.execute(select(Component).order_by(Component.id)).scalars()] == [
+            False, True]
+    page = client.get(f"/admin/incidents/{incident_id}").get_data(as_text=True)
+    assert "A postmortem can be published once the incident is resolved." in page
+    r = client.post(f"/admin/incidents/{incident_id}/postmortem", data={"csrf_token": token, "postmortem_body": "x"},
+                    follow_redirects=True)
+    assert "only a resolved incident can carry a postmortem" in r.get_data(as_text=True)
+    client.post(f"/admin/incidents/{incident_id}", data={"csrf_token": token, "status": "resolved", "body": "ok"})
+    r = client.post(f"/admin/incidents/{incident_id}/postmortem",
+                    data={"csrf_token": token, "postmortem_body": "**Root cause**: a typo."}, follow_redirects=True)
+    page = r.get_data(as_text=True)
+    assert "Postmortem published." in page and "Update postmortem" in page
+    assert "<strong>Root cause</strong>" in client.get(f"/incidents/{incident_id}").get_data(as_text=True)
+    r = client.post(f"/admin/incidents/{incident_id}/postmortem/delete", data={"csrf_token": token},
+                    follow_redirects=True)
+    assert "Postmortem removed." in r.get_data(as_text=True)
+
+    form = client.get("/admin/maintenances/new").get_data(as_text=True)
+    assert 'name="auto_transition_to_maintenance_state" value="1" checked' in form
+    client.post("/admin/maintenances/new", data={
+        "csrf_token": token, "name": "Quiet upgrade", "scheduled_for": "2099-01-01T10:00",
+        "scheduled_until": "2099-01-01T11:00", "affected": ["1"]})
+    with app.app_context():
+        m = db.session.execute(select(Incident).where(Incident.kind == "maintenance")).scalar_one()
+        assert m.auto_transition_to_maintenance_state is False and [c.id for c in m.components] == [1]
+    embed = client.get("/admin/components").get_data(as_text=True)
+    assert "/embed.js" in embed and "/badge/1.svg" in embed

@@ -140,6 +140,8 @@ def _component_data(form) -> dict[str, Any]:
     data["group_id"] = int(group) if group.isdigit() else None
     if form.get("position", "").isdigit():
         data["position"] = int(form["position"])
+    if form.get("showcase_field"):  # the checkbox is on the form (an unchecked one sends nothing)
+        data["showcase"] = bool(form.get("showcase"))
     return data
 
 
