@@ -22,17 +22,17 @@ history of the window, one over its incidents).
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from math import floor
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy import and_, func, or_, select, union_all
 
 from .components import STATUS_RANK, list_components, list_groups, worst_status
 from .extensions import db
-from .models import ComponentGroup, ComponentStatusChange, Incident
+from .models import ComponentGroup, ComponentStatusChange, Incident, incident_components
 from .timeutil import site_tz, utcnow
 
 WINDOW_DAYS = 90
@@ -57,45 +57,46 @@ class DayIncident:
     impact: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Day:
+    """One calendar day of one row; `settle()` computes its totals once it is filled (the page
+    reads them for 3,000+ bars: properties recomputed per read, or functools.cached_property
+    with its lock, were a third of the page's time)."""
+
     date: date
     start: datetime  # naive UTC, the day's local midnight
     end: datetime  # naive UTC, the next local midnight (or now, for today)
     seconds: dict[str, float] = field(default_factory=dict)  # time in each status, observed part only
     incidents: list[DayIncident] = field(default_factory=list)
+    status: str = NO_DATA  # the worst status with time in the day
+    observed: float = 0.0
+    downtime: float = 0.0
 
-    @property
-    def observed(self) -> float:
-        return sum(self.seconds.values())
-
-    @property
-    def downtime(self) -> float:
-        return sum(self.seconds.get(s, 0.0) * w for s, w in DOWNTIME_WEIGHT.items())
-
-    @property
-    def status(self) -> str:
+    def settle(self) -> Day:
+        if not self.seconds:  # before the history starts
+            return self
         present = [s for s, secs in self.seconds.items() if secs > 0]
-        return worst_status(present) if present else NO_DATA
+        self.status = worst_status(present) if present else NO_DATA
+        self.observed = sum(self.seconds.values())
+        self.downtime = sum(self.seconds.get(s, 0.0) * w for s, w in DOWNTIME_WEIGHT.items())
+        return self
 
 
 @dataclass
 class UptimeRow:
-    """One component's (or a group's rolled-up) 90 days."""
+    """One component's (or a group's rolled-up) days, settled; its totals follow from them."""
 
     id: int
     name: str
     days: list[Day]
     is_group: bool = False
     members: list[UptimeRow] = field(default_factory=list)
+    observed: float = field(init=False)
+    downtime: float = field(init=False)
 
-    @property
-    def observed(self) -> float:
-        return sum(d.observed for d in self.days)
-
-    @property
-    def downtime(self) -> float:
-        return sum(d.downtime for d in self.days)
+    def __post_init__(self) -> None:
+        self.observed = sum(d.observed for d in self.days)
+        self.downtime = sum(d.downtime for d in self.days)
 
     @property
     def uptime_percent(self) -> float | None:
@@ -145,61 +146,76 @@ def next_day_boundary(now: datetime | None = None) -> datetime:
     return datetime.combine(tomorrow, time.min, tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
 
 
-def _history(start: datetime, end: datetime) -> dict[int, list[tuple[datetime, str]]]:
-    """Every component's status changes inside the window plus the last one before it, in one
-    query (the (component_id, changed_at) index serves the correlated max)."""
-    earlier = aliased(ComponentStatusChange)
-    last_before = (select(func.max(earlier.changed_at))
-                   .where(earlier.component_id == ComponentStatusChange.component_id, earlier.changed_at < start)
-                   .scalar_subquery())
+def _history(start: datetime, end: datetime) -> dict[int, list[tuple[float, str]]]:
+    """Every component's status changes inside the window plus the last one before it (what it
+    was in when the window opened), in one statement; times as POSIX seconds for the day split."""
+    csc = ComponentStatusChange.__table__
+    inside = select(csc.c.component_id, csc.c.changed_at, csc.c.id, csc.c.status).where(
+        csc.c.changed_at >= start, csc.c.changed_at < end)
+    before = (select(csc.c.component_id, func.max(csc.c.changed_at).label("last"))
+              .where(csc.c.changed_at < start).group_by(csc.c.component_id).subquery())
+    opening = select(csc.c.component_id, csc.c.changed_at, csc.c.id, csc.c.status).join(
+        before, and_(csc.c.component_id == before.c.component_id, csc.c.changed_at == before.c.last))
+    rows = db.session.execute(union_all(inside, opening)).all()
+    ordered: dict[int, list[tuple[float, int, str]]] = defaultdict(list)
+    for component_id, changed_at, row_id, status in rows:
+        ordered[component_id].append((_seconds(changed_at), row_id, status))
+    # In time order, the later row first-written-last at the same instant.
+    return {cid: [(at, status) for at, _, status in sorted(changes)] for cid, changes in ordered.items()}
+
+
+def _seconds(value: datetime) -> float:
+    return value.replace(tzinfo=UTC).timestamp()
+
+
+def _incidents(start: datetime, end: datetime) -> list[tuple[DayIncident, int, datetime, datetime]]:
+    """(incident, component id, opened, closed) for the incidents and maintenances that touched
+    the window, one query joined with their components (plain rows: building ORM objects for
+    them cost more than the rest of the day split)."""
+    ic = incident_components
     rows = db.session.execute(
-        select(ComponentStatusChange.component_id, ComponentStatusChange.changed_at, ComponentStatusChange.status)
-        .where(ComponentStatusChange.changed_at < end,
-               or_(ComponentStatusChange.changed_at >= start, ComponentStatusChange.changed_at == last_before))
-        .order_by(ComponentStatusChange.component_id, ComponentStatusChange.changed_at, ComponentStatusChange.id)
-    ).all()
-    history: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
-    for component_id, changed_at, status in rows:
-        history[component_id].append((changed_at, status))
-    return history
-
-
-def _incidents(start: datetime, end: datetime) -> list[tuple[Incident, datetime, datetime]]:
-    """Incidents and maintenances that touched the window, with the span they were open."""
-    items = db.session.execute(
-        select(Incident).options(selectinload(Incident.components)).where(
+        select(Incident.id, Incident.name, Incident.kind, Incident.impact, Incident.created_at, Incident.started_at,
+               Incident.resolved_at, ic.c.component_id)
+        .join(ic, ic.c.incident_id == Incident.id)
+        .where(
             or_(Incident.resolved_at.is_(None), Incident.resolved_at >= start),
             or_(and_(Incident.kind == "incident", Incident.created_at < end),
                 and_(Incident.kind == "maintenance", Incident.started_at.is_not(None), Incident.started_at < end)),
         )
-    ).scalars().all()
+        .order_by(Incident.id)
+    ).all()
     spans = []
-    for item in items:
-        opened = item.created_at if item.kind == "incident" else item.started_at
-        spans.append((item, opened, item.resolved_at or end))
+    for incident_id, name, kind, impact, created_at, started_at, resolved_at, component_id in rows:
+        opened = created_at if kind == "incident" else started_at
+        spans.append((DayIncident(id=incident_id, name=name, kind=kind, impact=impact), component_id, opened,
+                      resolved_at or end))
     return spans
 
 
-def _fill_days(days: list[Day], changes: list[tuple[datetime, str]], now: datetime) -> None:
-    """Split the history's segments over the days (both sorted: one pass)."""
-    segments = [(at, changes[n + 1][0] if n + 1 < len(changes) else now, status)
-                for n, (at, status) in enumerate(changes)]
-    i = 0
-    for day in days:
-        while i < len(segments) and segments[i][1] <= day.start:
+def _fill_days(days: list[Day], edges: list[tuple[float, float]], changes: list[tuple[float, str]],
+               now: float) -> None:
+    """Split the history's segments over the days (both sorted: one pass, in float seconds:
+    datetime arithmetic was most of the time with a busy history)."""
+    ends = [at for at, _ in changes[1:]] + [now]
+    i, count = 0, len(changes)
+    for day, (day_start, day_end) in zip(days, edges, strict=True):
+        while i < count and ends[i] <= day_start:
             i += 1
         j = i
-        while j < len(segments) and segments[j][0] < day.end:
-            seg_start, seg_end, status = segments[j]
-            overlap = (min(seg_end, day.end) - max(seg_start, day.start)).total_seconds()
+        seconds = day.seconds
+        while j < count and changes[j][0] < day_end:
+            overlap = min(ends[j], day_end) - max(changes[j][0], day_start)
             if overlap > 0:
-                day.seconds[status] = day.seconds.get(status, 0.0) + overlap
+                status = changes[j][1]
+                seconds[status] = seconds.get(status, 0.0) + overlap
             j += 1
 
 
 def build_uptime(now: datetime | None = None, days: int = WINDOW_DAYS) -> Uptime:
     now = now or utcnow()
     bounds = day_bounds(now, days)
+    edges = [(_seconds(start), _seconds(end)) for _, start, end in bounds]
+    day_starts = [start for start, _ in edges]
     start, end = bounds[0][1], now
     components = [c for c in list_components() if c.showcase]
     history = _history(start, end)
@@ -207,22 +223,29 @@ def build_uptime(now: datetime | None = None, days: int = WINDOW_DAYS) -> Uptime
     rows: dict[int, UptimeRow] = {}
     for component in components:
         row_days = [Day(date=d, start=s, end=e) for d, s, e in bounds]
-        _fill_days(row_days, history.get(component.id, []), now)
+        _fill_days(row_days, edges, history.get(component.id, []), _seconds(now))
+        for day in row_days:
+            day.settle()
         rows[component.id] = UptimeRow(id=component.id, name=component.name, days=row_days)
-    for item, opened, closed in incidents:
-        ref = DayIncident(id=item.id, name=item.name, kind=item.kind, impact=item.impact)
-        for component in item.components:
-            row = rows.get(component.id)
-            if row is None:
-                continue
-            for day in row.days:
-                if opened < day.end and closed > day.start and ref not in day.incidents:
-                    day.incidents.append(ref)
+    for ref, component_id, opened, closed in incidents:
+        row = rows.get(component_id)
+        if row is None:
+            continue
+        # The days it was open: from the one it opened in (or the first) to the one it closed in.
+        closed_at = _seconds(closed)
+        for n in range(max(bisect_right(day_starts, _seconds(opened)) - 1, 0), len(edges)):
+            if edges[n][0] >= closed_at:
+                break
+            if ref not in row.days[n].incidents:
+                row.days[n].incidents.append(ref)
     groups = {}
+    by_group: dict[int, list[UptimeRow]] = defaultdict(list)
+    for component in components:  # in position order, as the groups list them
+        if component.group_id is not None:
+            by_group[component.group_id].append(rows[component.id])
     for group in list_groups():
-        members = [rows[c.id] for c in group.components if c.id in rows]
-        if members:
-            groups[group.id] = roll_up(group, members)
+        if by_group.get(group.id):
+            groups[group.id] = roll_up(group, by_group[group.id])
     return Uptime(start=start, end=end, dates=[b[0] for b in bounds], rows=rows, groups=groups)
 
 
@@ -239,7 +262,7 @@ def roll_up(group: ComponentGroup, members: list[UptimeRow]) -> UptimeRow:
             for ref in member_day.incidents:
                 if ref not in day.incidents:
                     day.incidents.append(ref)
-        days.append(day)
+        days.append(day.settle())
     return UptimeRow(id=group.id, name=group.name, days=days, is_group=True, members=members)
 
 
