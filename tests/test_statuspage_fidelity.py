@@ -15,6 +15,7 @@ from statuspage.components import overall_status, set_component_status
 from statuspage.extensions import db
 from statuspage.models import Component, ComponentStatusChange, Event, Incident
 from statuspage.timeutil import iso, utcnow
+from tests.test_admin_ui import ui_app  # noqa: F401  (the signed-in admin UI fixture)
 
 OP, MAINT, DEG, PART, MAJ = "operational", "under_maintenance", "degraded_performance", "partial_outage", "major_outage"
 
@@ -326,17 +327,13 @@ def test_postmortem_input_is_checked(client, api):
 # --- the admin UI: postmortem form, maintenance opt-out, uptime showcase ------------------
 
 @pytest.fixture
-def ui(sqlite_app):
-    from statuspage.auth import create_user
+def ui(request):
     from tests.test_admin_ui import _login
 
-    sqlite_app.config["WTF_CSRF_ENABLED"] = True
-    with sqlite_app.app_context():
-        create_user("admin@example.com", "correct horse battery", "admin")
-        db.session.commit()
-    client = sqlite_app.test_client()
+    app = request.getfixturevalue("ui_app")
+    client = app.test_client()
     assert _login(client).status_code == 302
-    return sqlite_app, client
+    return app, client
 
 
 def test_admin_publishes_a_postmortem_and_schedules_an_opted_out_maintenance(ui):
@@ -377,4 +374,4 @@ def test_admin_publishes_a_postmortem_and_schedules_an_opted_out_maintenance(ui)
         m = db.session.execute(select(Incident).where(Incident.kind == "maintenance")).scalar_one()
         assert m.auto_transition_to_maintenance_state is False and [c.id for c in m.components] == [1]
     embed = client.get("/admin/components").get_data(as_text=True)
-    assert "/embed.js" in embed and "/badge/1.svg" in embed
+    assert "/embed.js" in embed and "/badge/1.svg" in embed and embed.count("Badges and widget") == 1
