@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -261,6 +262,8 @@ def test_uptime_bars_on_a_phone_are_30_days_and_open_on_tap(live, browser, api_h
         ctx.close()
 
 
+@pytest.mark.skipif(not Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists(),
+                    reason="DejaVu Sans is not installed (.ci/run installs fonts-dejavu-core)")
 def test_badge_text_is_as_wide_as_the_browser_draws_it(live, page):
     """Each <text> carries textLength; drawn without it in the font the badge falls back to, the
     browser's own measure matches the table within 3 %."""
