@@ -103,13 +103,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import psycopg
 
-    lock = open(LOCK_PATH, "w")  # one benchmark at a time on this machine
+    lock = open(LOCK_PATH, "w")  # one benchmark at a time on this machine: wait for the other one
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        print(f"another benchmark is running on this machine (lock {LOCK_PATH}); try again when it is done",
-              file=sys.stderr)
-        return 2
+        print(f"waiting for another benchmark on this machine to finish (lock {LOCK_PATH})…", file=sys.stderr)
+        fcntl.flock(lock, fcntl.LOCK_EX)
     dsn = args.pg_admin_url.rsplit("/", 1)[0] + f"/{DB_NAME}"
     os.environ.update({
         "DATABASE_URL": "postgresql+psycopg://" + dsn.split("://", 1)[1], "REDIS_URL": "",
