@@ -38,7 +38,7 @@ POSTMORTEM_FIELDS = ("body", "notify")
 MAX_BODY = 20000
 MAX_POSTMORTEM = 60000
 ACTIVE_MAINTENANCE_STATUSES = ("in_progress", "verifying")
-POSTMORTEM_HOW = "publish one with PUT /api/v1/incidents/<id>/postmortem"
+POSTMORTEM_HOW = "publish one (the admin's Postmortem form, or PUT /api/v1/incidents/<id>/postmortem)"
 
 
 def incident_url(incident: Incident) -> str:

@@ -217,6 +217,8 @@ def incident(incident_id: int):
         if run_service(incidents_svc.post_update, item, data, success="Update posted."):
             return redirect(url_for("admin.incident", incident_id=item.id))
     statuses = MAINTENANCE_STATUSES if item.kind == "maintenance" else INCIDENT_STATUSES
+    # "postmortem" comes with publishing one (the Postmortem form), not with an update.
+    statuses = [st for st in statuses if st != "postmortem" or item.status == "postmortem"]
     return render_template("admin/incident.html", incident=item, statuses=statuses, impacts=INCIDENT_IMPACTS,
                            components=components_svc.list_components(), component_statuses=COMPONENT_STATUSES,
                            form=request.form, **_preview_context())
