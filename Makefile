@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := app
 
-.PHONY: install run test test-fast bench lint lock worker simulator clean
+.PHONY: install run test test-fast bench bench-uptime lint lock worker simulator clean
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,6 +29,9 @@ test-fast: install  ## everything but the browser tests
 
 bench: install  ## fan-out throughput vs naive pywebpush (see bench/README in README.md)
 	$(BIN)/python bench/fanout.py $(BENCH_ARGS)
+
+bench-uptime: install  ## what the 90-day uptime bars cost the public page (see README)
+	$(BIN)/python bench/uptime.py $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

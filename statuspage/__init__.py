@@ -63,6 +63,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .push import retry
     from .web.admin import bp as admin_bp
     from .web.api import bp as api_bp
+    from .web.embeds import bp as embeds_bp
     from .web.hooks import bp as hooks_bp
     from .web.http import register_http
     from .web.public import bp as public_bp
@@ -71,6 +72,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(public_bp)
     app.register_blueprint(status_bp)
+    app.register_blueprint(embeds_bp)
     app.register_blueprint(push_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)

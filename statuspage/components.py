@@ -1,16 +1,25 @@
 """Components and component groups: the service functions the UI, API and jobs share."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+from enum import StrEnum
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from . import validation as v
 from .errors import NotFoundError, ValidationError
 from .events import record_event
 from .extensions import db
-from .models import COMPONENT_STATUSES, DOWN_STATUSES, Component, ComponentGroup, StatusSource
+from .models import (
+    COMPONENT_STATUSES,
+    DOWN_STATUSES,
+    Component,
+    ComponentGroup,
+    ComponentStatusChange,
+    StatusSource,
+)
 from .timeutil import utcnow
 
 COMPONENT_FIELDS = ("name", "description", "status", "group_id", "position", "showcase")
@@ -69,6 +78,8 @@ def create_component(data: dict[str, Any]) -> Component:
     )
     db.session.add(component)
     db.session.flush()
+    # The uptime history starts with the status the component was created in.
+    db.session.add(ComponentStatusChange(component_id=component.id, status=status, changed_at=component.created_at))
     return component
 
 
@@ -94,6 +105,9 @@ def update_component(component: Component, data: dict[str, Any]) -> Component:
 
 
 def delete_component(component: Component) -> None:
+    # Explicitly, not only by the foreign key's ON DELETE CASCADE: SQLite enforces foreign keys
+    # only when asked to, and a reused id must never inherit a deleted component's history.
+    db.session.execute(delete(ComponentStatusChange).where(ComponentStatusChange.component_id == component.id))
     db.session.delete(component)
 
 
@@ -112,6 +126,8 @@ def set_component_status(component: Component, status: str, *, incident_id: int 
         return None
     component.status = status
     component.updated_at = utcnow()
+    # Uptime history, in the same transaction as the change (admins, maintenance, integrations).
+    db.session.add(ComponentStatusChange(component_id=component.id, status=status, changed_at=component.updated_at))
     event_type = None
     if status in DOWN_STATUSES and old not in DOWN_STATUSES:
         event_type = "component.down"
@@ -195,20 +211,89 @@ def delete_group(group: ComponentGroup) -> None:
     db.session.delete(group)
 
 
-STATUS_RANK = {s: i for i, s in enumerate(COMPONENT_STATUSES)}
+# Worst last, in Statuspage's order of severity (maintenance is better than any degradation).
+SEVERITY_ORDER = ("operational", "under_maintenance", "degraded_performance", "partial_outage", "major_outage")
+STATUS_RANK = {s: i for i, s in enumerate(SEVERITY_ORDER)}
 
 
-def overall_status(components: list[Component], unresolved_impacts: list[str]) -> tuple[str, str]:
-    """Statuspage's page indicator (none/minor/major/critical/maintenance) and its description."""
-    statuses = {c.status for c in components}
-    impact_rank = {"none": 0, "minor": 1, "major": 2, "critical": 3}
-    worst_impact = max((impact_rank.get(i, 0) for i in unresolved_impacts), default=0)
-    if "major_outage" in statuses or worst_impact == 3:
-        return "critical", "Major System Outage"
-    if "partial_outage" in statuses or worst_impact == 2:
-        return "major", "Partial System Outage"
-    if "degraded_performance" in statuses or worst_impact == 1:
-        return "minor", "Minor Service Outage"
-    if "under_maintenance" in statuses:
-        return "maintenance", "Service Under Maintenance"
-    return "none", "All Systems Operational"
+def worst_status(statuses: Iterable[str], default: str = "operational") -> str:
+    return max(statuses, key=STATUS_RANK.__getitem__, default=default)
+
+
+class Indicator(StrEnum):
+    """The page indicator of /api/v2/status.json."""
+
+    NONE = "none"
+    MINOR = "minor"
+    MAJOR = "major"
+    CRITICAL = "critical"
+    MAINTENANCE = "maintenance"
+
+
+# Atlassian's support page "Top-level status and incident impact calculations"
+# (https://support.atlassian.com/statuspage/docs/top-level-status-and-incident-impact-calculations/)
+# lists seven top-level statuses with their colours; the indicator is the colour's API name
+# (green none, yellow minor, orange major, red critical, blue maintenance).
+ALL_SYSTEMS_OPERATIONAL = (Indicator.NONE, "All Systems Operational")
+MAJOR_SYSTEM_OUTAGE = (Indicator.CRITICAL, "Major System Outage")
+PARTIAL_SYSTEM_OUTAGE = (Indicator.MAJOR, "Partial System Outage")
+MINOR_SERVICE_OUTAGE = (Indicator.MINOR, "Minor Service Outage")
+DEGRADED_SYSTEM_SERVICE = (Indicator.MINOR, "Degraded System Service")
+PARTIALLY_DEGRADED_SERVICE = (Indicator.MINOR, "Partially Degraded Service")
+SERVICE_UNDER_MAINTENANCE = (Indicator.MAINTENANCE, "Service Under Maintenance")
+
+# The page's rules, by number of components. One component: its status names the page.
+ONE_COMPONENT = {
+    "operational": ALL_SYSTEMS_OPERATIONAL,
+    "under_maintenance": SERVICE_UNDER_MAINTENANCE,
+    "degraded_performance": PARTIALLY_DEGRADED_SERVICE,
+    "partial_outage": PARTIAL_SYSTEM_OUTAGE,
+    "major_outage": MAJOR_SYSTEM_OUTAGE,
+}
+# Two or more: all in the same status first...
+ALL_COMPONENTS = {
+    "operational": ALL_SYSTEMS_OPERATIONAL,
+    "major_outage": MAJOR_SYSTEM_OUTAGE,
+    "partial_outage": PARTIAL_SYSTEM_OUTAGE,
+    "degraded_performance": DEGRADED_SYSTEM_SERVICE,
+    "under_maintenance": SERVICE_UNDER_MAINTENANCE,
+}
+# ...then the worst status any of them is in (one of four in major_outage is a partial outage).
+ANY_COMPONENT = (
+    ("major_outage", PARTIAL_SYSTEM_OUTAGE),
+    ("partial_outage", MINOR_SERVICE_OUTAGE),
+    ("degraded_performance", PARTIALLY_DEGRADED_SERVICE),
+    ("under_maintenance", SERVICE_UNDER_MAINTENANCE),
+)
+# No components: "always All Systems Operational (unless there is an active incident)"; an active
+# incident shows the top-level status of its impact's colour, an active maintenance the blue one.
+INCIDENT_IMPACT = {
+    "critical": MAJOR_SYSTEM_OUTAGE,
+    "major": PARTIAL_SYSTEM_OUTAGE,
+    "minor": MINOR_SERVICE_OUTAGE,
+}
+IMPACT_RANK = {"none": 0, "minor": 1, "major": 2, "critical": 3}
+
+
+def overall_status(statuses: Iterable[str], unresolved_impacts: Iterable[str] = (),
+                   maintenance_in_progress: bool = False) -> tuple[Indicator, str]:
+    """Statuspage's top-level status (indicator, description), computed from all the page's
+    component statuses; unresolved incidents and maintenance count only on a page without
+    components (with components, an incident shows through the statuses it sets)."""
+    statuses = list(statuses)
+    if len(statuses) == 1:
+        return ONE_COMPONENT[statuses[0]]
+    if statuses:
+        distinct = set(statuses)
+        if len(distinct) == 1:
+            return ALL_COMPONENTS[statuses[0]]
+        for status, result in ANY_COMPONENT:
+            if status in distinct:
+                return result
+        return ALL_SYSTEMS_OPERATIONAL
+    worst = max(unresolved_impacts, key=lambda impact: IMPACT_RANK.get(impact, 0), default="none")
+    if worst in INCIDENT_IMPACT:
+        return INCIDENT_IMPACT[worst]
+    if maintenance_in_progress:
+        return SERVICE_UNDER_MAINTENANCE
+    return ALL_SYSTEMS_OPERATIONAL

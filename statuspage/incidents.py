@@ -19,7 +19,7 @@ from sqlalchemy import and_, or_, select
 from . import validation as v
 from .components import get_component, set_component_status
 from .database import locked
-from .errors import NotFoundError, ValidationError
+from .errors import ConflictError, NotFoundError, ValidationError
 from .events import record_event
 from .extensions import db
 from .jobs import JobName
@@ -41,9 +41,12 @@ INCIDENT_FIELDS = ("name", "status", "impact", "body", "components", "component_
 UPDATE_FIELDS = ("status", "body", "components", "component_ids", "notify", "impact")
 MAINTENANCE_FIELDS = (
     "name", "status", "body", "scheduled_for", "scheduled_until", "components", "component_ids",
-    "auto_transition", "notify",
+    "auto_transition", "auto_transition_to_maintenance_state", "notify",
 )
+POSTMORTEM_FIELDS = ("body", "notify")
 MAX_BODY = 20000
+MAX_POSTMORTEM = 60000
+POSTMORTEM_HOW = "publish one (the admin's Postmortem form, or PUT /api/v1/incidents/<id>/postmortem)"
 
 
 def incident_url(incident: Incident) -> str:
@@ -89,17 +92,26 @@ def _component_changes(data: dict) -> dict[int, str | None]:
     return changes
 
 
-def _apply_component_changes(incident: Incident, changes: dict[int, str | None], notify: bool) -> list[dict]:
-    affected = []
-    for cid, status in changes.items():
+def _apply_component_changes(incident: Incident, changes: dict[int, str | None], notify: bool) -> dict[int, str]:
+    """Attach the named components and set the given statuses; returns every incident
+    component's status from before the change (for the update's affected_components)."""
+    for cid in changes:
         component = get_component(cid)
         if component not in incident.components:
             incident.components.append(component)
+    before = {c.id: c.status for c in incident.components}
+    for cid, status in changes.items():
         if status is not None:
-            change = set_component_status(component, status, incident_id=incident.id, notify=notify)
-            if change:
-                affected.append(change)
-    return affected
+            set_component_status(get_component(cid), status, incident_id=incident.id, notify=notify)
+    return before
+
+
+def _affected(incident: Incident, before: dict[int, str]) -> list[dict[str, Any]] | None:
+    """Statuspage repeats every component of the incident on every update, old == new when the
+    update left it alone; null when the incident has no components."""
+    components = sorted(incident.components, key=lambda c: (c.position, c.id))
+    return [{"code": c.id, "name": c.name, "old_status": before.get(c.id, c.status), "new_status": c.status}
+            for c in components] or None
 
 
 def _body(data: dict, *, required: bool = False) -> str:
@@ -122,6 +134,9 @@ def create_incident(data: dict[str, Any]) -> Incident:
     v.require_object(data, INCIDENT_FIELDS, what="incident")
     name = v.string(data, "name", required=True, max_length=300)
     status = v.choice(data, "status", INCIDENT_STATUSES, default="investigating")
+    if status == "postmortem":
+        raise ValidationError(f"a new incident cannot start as postmortem: create it resolved, then {POSTMORTEM_HOW}",
+                              field="status")
     impact = v.choice(data, "impact", INCIDENT_IMPACTS, default="minor")
     body = _body(data)
     notify = v.boolean(data, "notify", default=True)
@@ -132,9 +147,9 @@ def create_incident(data: dict[str, Any]) -> Incident:
     _stamp_status(incident, status, now)
     db.session.add(incident)
     db.session.flush()
-    affected = _apply_component_changes(incident, changes, notify)
+    before = _apply_component_changes(incident, changes, notify)
     update = IncidentUpdate(incident=incident, status=status, body=body, created_at=now,
-                            affected_components=affected or None)
+                            affected_components=_affected(incident, before), deliver_notifications=notify)
     db.session.add(update)
     db.session.flush()
     record_event("incident.created", incident_id=incident.id, notify=notify,
@@ -162,6 +177,8 @@ def post_update(incident: Incident, data: dict[str, Any]) -> IncidentUpdate:
     incident = _lock(incident)
     statuses = MAINTENANCE_STATUSES if incident.kind == "maintenance" else INCIDENT_STATUSES
     status = v.choice(data, "status", statuses, default=incident.status)
+    if status == "postmortem" and incident.status != "postmortem":
+        raise ValidationError(f"status postmortem comes with a postmortem: {POSTMORTEM_HOW}", field="status")
     body = _body(data)
     notify = v.boolean(data, "notify", default=True)
     impact = v.choice(data, "impact", INCIDENT_IMPACTS) if incident.kind == "incident" else None
@@ -176,9 +193,11 @@ def post_update(incident: Incident, data: dict[str, Any]) -> IncidentUpdate:
         incident.impact = impact
     incident.updated_at = now
     _stamp_status(incident, status, now)
-    affected = _apply_component_changes(incident, changes, notify)
+    before = _apply_component_changes(incident, changes, notify)
+    if incident.kind == "maintenance":
+        _maintenance_component_states(incident, old_status, status, notify)
     update = IncidentUpdate(incident=incident, status=status, body=body, created_at=now,
-                            affected_components=affected or None)
+                            affected_components=_affected(incident, before), deliver_notifications=notify)
     db.session.add(update)
     db.session.flush()
     context = _event_context(incident, update)
@@ -252,6 +271,7 @@ def create_maintenance(data: dict[str, Any]) -> Incident:
         kind="maintenance", name=name, status=status, impact="maintenance",
         scheduled_for=scheduled_for, scheduled_until=scheduled_until,
         auto_transition=v.boolean(data, "auto_transition", default=True),
+        auto_transition_to_maintenance_state=v.boolean(data, "auto_transition_to_maintenance_state", default=True),
         created_at=now, updated_at=now, notify=notify,
     )
     _stamp_status(maintenance, status, now)
@@ -259,7 +279,11 @@ def create_maintenance(data: dict[str, Any]) -> Incident:
     db.session.flush()
     for cid in changes:
         maintenance.components.append(get_component(cid))
-    update = IncidentUpdate(incident=maintenance, status=status, body=_body(data), created_at=now)
+    before = {c.id: c.status for c in maintenance.components}
+    if status in ACTIVE_MAINTENANCE_STATUSES:  # created already in progress
+        _maintenance_component_states(maintenance, "scheduled", status, notify)
+    update = IncidentUpdate(incident=maintenance, status=status, body=_body(data), created_at=now,
+                            affected_components=_affected(maintenance, before), deliver_notifications=notify)
     db.session.add(update)
     db.session.flush()
     context = _event_context(maintenance, update)
@@ -281,6 +305,10 @@ def update_maintenance(maintenance: Incident, data: dict[str, Any]) -> Incident:
         maintenance.name = v.string(data, "name", required=True, max_length=300)
     if "auto_transition" in data:
         maintenance.auto_transition = v.boolean(data, "auto_transition", default=True)
+    if "auto_transition_to_maintenance_state" in data:
+        # Read when the maintenance starts and when it completes.
+        maintenance.auto_transition_to_maintenance_state = v.boolean(
+            data, "auto_transition_to_maintenance_state", default=True)
     start = v.timestamp(data, "scheduled_for") or maintenance.scheduled_for
     end = v.timestamp(data, "scheduled_until") or maintenance.scheduled_until
     if end <= start:
@@ -303,19 +331,83 @@ def update_maintenance(maintenance: Incident, data: dict[str, Any]) -> Incident:
 def start_maintenance(maintenance: Incident, *, automatic: bool = False) -> None:
     body = "Scheduled maintenance is now in progress." if automatic else ""
     post_update(maintenance, {"status": "in_progress", "body": body, "notify": maintenance.notify})
-    for component in maintenance.components:
-        if component.status == "operational":
-            set_component_status(component, "under_maintenance", incident_id=maintenance.id,
-                                 notify=maintenance.notify, source=StatusSource.MAINTENANCE)
 
 
 def complete_maintenance(maintenance: Incident, *, automatic: bool = False) -> None:
     body = "Scheduled maintenance has been completed." if automatic else ""
     post_update(maintenance, {"status": "completed", "body": body, "notify": maintenance.notify})
-    for component in maintenance.components:
-        if component.status == "under_maintenance":
-            set_component_status(component, "operational", incident_id=maintenance.id, notify=maintenance.notify,
-                                 source=StatusSource.MAINTENANCE)
+
+
+def _maintenance_component_states(maintenance: Incident, old_status: str, new_status: str, notify: bool) -> None:
+    """However a maintenance moves (on time, by an admin's update or PATCH, created already in
+    progress): starting puts its operational components under_maintenance, completing puts them
+    back, unless the maintenance opted out (auto_transition_to_maintenance_state false). A
+    component in a worse state is left alone (an outage stays visible), and one still covered by
+    another maintenance in progress stays under maintenance."""
+    if not maintenance.auto_transition_to_maintenance_state:
+        return
+    starting = new_status in ACTIVE_MAINTENANCE_STATUSES and old_status not in ACTIVE_MAINTENANCE_STATUSES \
+        and old_status != "completed"
+    if starting:
+        for component in maintenance.components:
+            if component.status == "operational":
+                set_component_status(component, "under_maintenance", incident_id=maintenance.id, notify=notify,
+                                     source=StatusSource.MAINTENANCE)
+    elif new_status == "completed" and old_status != "completed":
+        still_covered = _components_in_other_maintenance(maintenance)
+        for component in maintenance.components:
+            if component.status == "under_maintenance" and component.id not in still_covered:
+                set_component_status(component, "operational", incident_id=maintenance.id, notify=notify,
+                                     source=StatusSource.MAINTENANCE)
+
+
+def _components_in_other_maintenance(maintenance: Incident) -> set[int]:
+    others = db.session.execute(
+        select(Incident).where(Incident.kind == "maintenance", Incident.id != maintenance.id,
+                               Incident.status.in_(ACTIVE_MAINTENANCE_STATUSES),
+                               Incident.auto_transition_to_maintenance_state.is_(True))
+    ).scalars()
+    return {c.id for other in others for c in other.components}
+
+
+# --- postmortems --------------------------------------------------------------------------
+
+def publish_postmortem(incident: Incident, data: dict[str, Any]) -> Incident:
+    """Publish (or replace) a resolved incident's postmortem; the incident's status becomes
+    "postmortem" as on Statuspage. `notify` (default false: a postmortem usually follows days
+    later) sends the incident.updated notification."""
+    v.require_object(data, POSTMORTEM_FIELDS, what="postmortem")
+    if incident.kind != "incident":
+        raise ValidationError("maintenances have no postmortem", field="body")
+    body = v.string(data, "body", required=True, max_length=MAX_POSTMORTEM)
+    notify = v.boolean(data, "notify", default=False)
+    if not incident.is_resolved:
+        raise ConflictError(f"incident {incident.id} is {incident.status}; only a resolved incident can carry "
+                            "a postmortem", field="body")
+    now = utcnow()
+    incident.postmortem_body = body
+    if incident.postmortem_published_at is None:
+        incident.postmortem_published_at = now
+    incident.status = "postmortem"
+    incident.updated_at = now
+    db.session.flush()
+    context = _event_context(incident, None)
+    context["update_body"] = body
+    record_event("incident.updated", incident_id=incident.id, notify=notify, context=context)
+    return incident
+
+
+def remove_postmortem(incident: Incident) -> Incident:
+    """Unpublish the postmortem: the incident is plain resolved again."""
+    if incident.postmortem_published_at is None and incident.postmortem_body is None:
+        raise NotFoundError(f"incident {incident.id} has no postmortem")
+    incident.postmortem_body = None
+    incident.postmortem_published_at = None
+    if incident.status == "postmortem":
+        incident.status = "resolved"
+    incident.updated_at = utcnow()
+    db.session.flush()
+    return incident
 
 
 def schedule_transitions(maintenance: Incident) -> None:

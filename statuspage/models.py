@@ -244,6 +244,19 @@ class Component(db.Model):
     group: Mapped[ComponentGroup | None] = relationship(back_populates="components")
 
 
+class ComponentStatusChange(db.Model):
+    """One row per component status change, written in the same transaction as the change (by
+    `components.set_component_status`, and at creation): the source of the uptime history."""
+
+    __tablename__ = "component_status_changes"
+    __table_args__ = (Index("ix_component_status_changes_component_changed", "component_id", "changed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    component_id: Mapped[int] = mapped_column(ForeignKey("components.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(32))
+    changed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
 incident_components = Table(
     "incident_components",
     db.metadata,
@@ -274,6 +287,13 @@ class Incident(db.Model):
     # "Notify subscribers" as chosen at creation: the automatic transitions it implies (a
     # maintenance starting and completing on time) notify only if this is on.
     notify: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Maintenance only: while in progress, its operational components show under_maintenance
+    # (Statuspage's own name for the switch); they return to operational when it completes.
+    auto_transition_to_maintenance_state: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A resolved incident's postmortem (Markdown, rendered sanitized); publishing it sets the
+    # status to "postmortem" as Statuspage does.
+    postmortem_body: Mapped[str | None] = mapped_column(Text)
+    postmortem_published_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     components: Mapped[list[Component]] = relationship(
         secondary=incident_components, order_by="Component.position, Component.id"
@@ -299,8 +319,11 @@ class IncidentUpdate(db.Model):
     status: Mapped[str] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    # [{"code": id, "name": ..., "old_status": ..., "new_status": ...}] as Statuspage reports them
+    # [{"code": id, "name": ..., "old_status": ..., "new_status": ...}] as Statuspage reports them:
+    # every component of the incident at the time, old == new when this update left it alone.
     affected_components: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # The update's `notify` (Statuspage's deliver_notifications).
+    deliver_notifications: Mapped[bool] = mapped_column(Boolean, default=True)
 
     incident: Mapped[Incident] = relationship(back_populates="updates")
 

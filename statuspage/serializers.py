@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import current_app
 
+from .components import worst_status
 from .models import Component, ComponentGroup, Incident, IncidentUpdate
 from .timeutil import iso
 
@@ -20,7 +21,7 @@ def group_ref(group_id: int, native: bool) -> int | str:
     return group_id if native else f"group-{group_id}"
 
 
-def page_dict(updated_at=None) -> dict[str, Any]:
+def page_dict(updated_at) -> dict[str, Any]:
     return {
         "id": PAGE_ID,
         "name": current_app.config["SITE_NAME"],
@@ -54,11 +55,7 @@ def component_dict(c: Component, native: bool = False) -> dict[str, Any]:
 
 def group_dict(g: ComponentGroup, native: bool = False) -> dict[str, Any]:
     members = g.components
-    worst = "operational"
-    order = ["operational", "under_maintenance", "degraded_performance", "partial_outage", "major_outage"]
-    for c in members:
-        if order.index(c.status) > order.index(worst):
-            worst = c.status
+    worst = worst_status(c.status for c in members)
     return {
         "id": group_ref(g.id, native),
         "name": g.name,
@@ -91,7 +88,7 @@ def update_dict(u: IncidentUpdate, native: bool = False) -> dict[str, Any]:
         "updated_at": iso(u.created_at),
         "display_at": iso(u.created_at),
         "affected_components": affected or None,
-        "deliver_notifications": True,
+        "deliver_notifications": u.deliver_notifications,
         "custom_tweet": None,
         "tweet_id": None,
     }
@@ -112,10 +109,60 @@ def incident_dict(i: Incident, native: bool = False) -> dict[str, Any]:
         "page_id": PAGE_ID,
         "incident_updates": [update_dict(u, native) for u in i.updates],
         "components": [component_dict(c, native) for c in i.components],
+        # Statuspage's incident reminders; this page sends none, and upstream writes null then.
+        "reminder_intervals": None,
     }
     if i.kind == "maintenance":
         data["scheduled_for"] = iso(i.scheduled_for)
         data["scheduled_until"] = iso(i.scheduled_until)
         if native:
             data["auto_transition"] = i.auto_transition
+            data["auto_transition_to_maintenance_state"] = i.auto_transition_to_maintenance_state
+    elif native:
+        # The public v2 JSON carries only the status "postmortem"; the text is on the incident's page.
+        data["postmortem_body"] = i.postmortem_body
+        data["postmortem_published_at"] = iso(i.postmortem_published_at)
     return data
+
+
+def uptime_day_dict(day) -> dict[str, Any]:
+    site_url = current_app.config["SITE_URL"]
+    return {
+        "date": day.date.isoformat(),
+        "status": day.status,  # the worst status of the day, or no_data
+        "seconds": {status: round(secs) for status, secs in sorted(day.seconds.items())},
+        "downtime_seconds": round(day.downtime),
+        "incidents": [{"id": str(i.id), "name": i.name, "kind": i.kind, "impact": i.impact,
+                       "url": f"{site_url}/incidents/{i.id}"} for i in day.incidents],
+    }
+
+
+def uptime_row_dict(row) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": group_ref(row.id, False) if row.is_group else str(row.id),
+        "name": row.name,
+        "group": row.is_group,
+        "uptime_percent": row.uptime_percent,
+        "observed_seconds": round(row.observed),
+        "downtime_seconds": round(row.downtime),
+        "since": row.since.isoformat() if row.since else None,
+        "days": [uptime_day_dict(d) for d in row.days],
+    }
+    if row.is_group:
+        data["components"] = [str(m.id) for m in row.members]
+    return data
+
+
+def uptime_dict(uptime, updated_at) -> dict[str, Any]:
+    """Our own /api/v2/uptime.json (not an upstream endpoint; components.json stays upstream's)."""
+    from .uptime import DOWNTIME_WEIGHT
+
+    return {
+        "page": page_dict(updated_at),
+        "window": {"days": len(uptime.dates), "first_day": uptime.dates[0].isoformat(),
+                   "last_day": uptime.dates[-1].isoformat(), "start": iso(uptime.start), "end": iso(uptime.end),
+                   "time_zone": current_app.config["SITE_TIMEZONE"]},
+        "downtime_weights": DOWNTIME_WEIGHT,
+        "components": [uptime_row_dict(r) for r in uptime.rows.values()],
+        "groups": [uptime_row_dict(g) for g in uptime.groups.values()],
+    }

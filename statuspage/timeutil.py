@@ -22,10 +22,21 @@ def to_site(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC).astimezone(site_tz())
 
 
+# Zone abbreviations that mean UTC itself (Etc/UTC, UTC, Etc/UCT...), not a zone that happens to
+# sit at +00:00 (Europe/London in winter writes +00:00, as Statuspage's Rails does).
+UTC_NAMES = ("UTC", "UCT")
+
+
 def iso(value: datetime | None) -> str | None:
-    """ISO 8601 in the site's zone with offset, the way Statuspage's API writes times."""
+    """ISO 8601 in the site's zone, with milliseconds, the way Statuspage's API writes times:
+    `2024-09-16T22:08:39.333Z` on a page in UTC, `2021-06-30T11:28:03.815-07:00` elsewhere."""
     local = to_site(value)
-    return local.isoformat(timespec="milliseconds") if local else None
+    if local is None:
+        return None
+    text = local.isoformat(timespec="milliseconds")
+    if local.tzname() in UTC_NAMES:
+        return text[:-6] + "Z"
+    return text
 
 
 def parse_iso(value: str) -> datetime:

@@ -164,7 +164,9 @@ def test_any_sequence_of_alerts_leaves_each_component_at_its_worst_firing_alert(
     def at(match: re.Match) -> bytes:
         return (clock["now"] + timedelta(seconds=int(match.group(1)))).strftime('"%Y-%m-%dT%H:%M:%SZ"').encode()
 
-    @settings(FAST, max_examples=60)
+    # Derandomized: the same 60 sequences every run, so the check below that they really moved
+    # components (6 of 10 needed in one random run) cannot fail by the luck of the draw.
+    @settings(FAST, max_examples=60, derandomize=True)
     @given(st.lists(good_alerts, min_size=1, max_size=10))
     def run(sequence):
         for alert in sequence:

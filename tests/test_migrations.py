@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from sqlalchemy import Integer, create_engine, inspect, text
 
-import statuspage.models  # noqa: F401  (every table in the metadata)
+from statuspage import create_app
 from statuspage.extensions import db
 from tests.conftest import PG_ADMIN_URL
 
@@ -88,9 +88,11 @@ def test_every_sqlite_table_gets_autoincrement_from_the_models_and_the_migration
     from sqlalchemy.schema import CreateTable
 
     def integer_id(table) -> bool:
+        # A surrogate id; a primary key that is another row's id (a foreign key) is never handed out.
         pk = list(table.primary_key.columns)
-        return len(pk) == 1 and isinstance(pk[0].type, Integer)
+        return len(pk) == 1 and isinstance(pk[0].type, Integer) and not pk[0].foreign_keys
 
+    create_app({"TESTING": True, "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": "sqlite://"})  # imports every model
     tables = db.metadata.sorted_tables
     assert len(tables) >= 17
     for table in tables:

@@ -104,7 +104,7 @@ def test_v2_endpoints_have_statuspage_shapes(client, api):
     assert upcoming[0]["status"] == "scheduled" and upcoming[0]["impact"] == "maintenance"
     assert upcoming[0]["scheduled_for"].startswith("2099-01-01T10:00:00")
     assert client.get("/api/v2/status.json").json["status"] == {"indicator": "minor",
-                                                                "description": "Minor Service Outage"}
+                                                                "description": "Partially Degraded Service"}
 
 
 def test_rejected_requests_are_clear_and_change_nothing(app, client, api):

@@ -92,8 +92,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['component_id'], ['components.id'], name=op.f('fk_monitoring_incidents_component_id_components'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['incident_id'], ['incidents.id'], name=op.f('fk_monitoring_incidents_incident_id_incidents'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['integration_id'], ['integrations.id'], name=op.f('fk_monitoring_incidents_integration_id_integrations'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('component_id', name=op.f('pk_monitoring_incidents')),
-    sqlite_autoincrement=True,
+    sa.PrimaryKeyConstraint('component_id', name=op.f('pk_monitoring_incidents'))
     )
     with op.batch_alter_table('components', schema=None) as batch_op:
         batch_op.add_column(sa.Column('status_owner', sa.String(length=16), server_default='monitoring', nullable=False))

@@ -33,7 +33,15 @@ from ..errors import NotFoundError, ValidationError
 from ..events import commit
 from ..extensions import db
 from ..incidents import create_incident, post_update
-from ..models import COMPONENT_STATUSES, DOWN_STATUSES, Component, Incident, StatusSource, incident_components
+from ..models import (
+    ACTIVE_MAINTENANCE_STATUSES,
+    COMPONENT_STATUSES,
+    DOWN_STATUSES,
+    Component,
+    Incident,
+    StatusSource,
+    incident_components,
+)
 from ..push.triggers import PLACEHOLDER_RE, render_template_text
 from ..timeutil import iso, utcnow
 from . import alertmanager, grafana, uptime_kuma
@@ -548,7 +556,7 @@ def _in_maintenance(component_id: int) -> bool:
         select(func.count()).select_from(incident_components)
         .join(Incident, Incident.id == incident_components.c.incident_id)
         .where(incident_components.c.component_id == component_id, Incident.kind == "maintenance",
-               Incident.status.in_(("in_progress", "verifying")))
+               Incident.status.in_(ACTIVE_MAINTENANCE_STATUSES))
     ).scalar_one() > 0
 
 

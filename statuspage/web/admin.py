@@ -159,6 +159,8 @@ def _component_data(form) -> dict[str, Any]:
     data["group_id"] = parse_id(group, "group_id") if group else None
     if form.get("position", "").strip():
         data["position"] = parse_int(form["position"].strip(), "position")
+    if form.get("showcase_field"):  # the checkbox is on the form (an unchecked one sends nothing)
+        data["showcase"] = bool(form.get("showcase"))
     return data
 
 
@@ -242,9 +244,26 @@ def incident(incident_id: int):
         if run_service(incidents_svc.post_update, item, data, success="Update posted."):
             return redirect(url_for("admin.incident", incident_id=item.id))
     statuses = MAINTENANCE_STATUSES if item.kind == "maintenance" else INCIDENT_STATUSES
+    # "postmortem" comes with publishing one (the Postmortem form), not with an update.
+    statuses = [st for st in statuses if st != "postmortem" or item.status == "postmortem"]
     return render_template("admin/incident.html", incident=item, statuses=statuses, impacts=INCIDENT_IMPACTS,
                            components=components_svc.list_components(), component_statuses=COMPONENT_STATUSES,
                            form=request.form, **_preview_context())
+
+
+@bp.post("/incidents/<int:incident_id>/postmortem")
+def postmortem(incident_id: int):
+    item = incidents_svc.get_incident(incident_id)
+    data = {"body": request.form.get("postmortem_body", ""), "notify": bool(request.form.get("postmortem_notify"))}
+    run_service(incidents_svc.publish_postmortem, item, data, success="Postmortem published.")
+    return redirect(url_for("admin.incident", incident_id=item.id) + "#postmortem")
+
+
+@bp.post("/incidents/<int:incident_id>/postmortem/delete")
+def delete_postmortem(incident_id: int):
+    item = incidents_svc.get_incident(incident_id)
+    run_service(incidents_svc.remove_postmortem, item, success="Postmortem removed.")
+    return redirect(url_for("admin.incident", incident_id=item.id) + "#postmortem")
 
 
 def _preview_context() -> dict[str, Any]:
@@ -269,6 +288,7 @@ def new_maintenance():
             "scheduled_for": _local_to_utc(form.get("scheduled_for", "")),
             "scheduled_until": _local_to_utc(form.get("scheduled_until", "")),
             "auto_transition": bool(form.get("auto_transition")),
+            "auto_transition_to_maintenance_state": bool(form.get("auto_transition_to_maintenance_state")),
             "notify": bool(form.get("notify")),
             "component_ids": form.getlist("affected"),
         }

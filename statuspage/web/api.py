@@ -186,6 +186,24 @@ def post_incident_update(incident_id: int):
     return created(incident_dict(incident, native=True))
 
 
+@bp.put("/incidents/<int:incident_id>/postmortem")
+@token_required
+def put_postmortem(incident_id: int):
+    incident = incidents_svc.get_incident(incident_id)
+    incidents_svc.publish_postmortem(incident, json_body())
+    commit()
+    return jsonify(incident_dict(incident, native=True))
+
+
+@bp.delete("/incidents/<int:incident_id>/postmortem")
+@token_required
+def delete_postmortem(incident_id: int):
+    incident = incidents_svc.get_incident(incident_id)
+    incidents_svc.remove_postmortem(incident)
+    commit()
+    return jsonify(incident_dict(incident, native=True))
+
+
 # --- maintenances -------------------------------------------------------------------------
 
 @bp.get("/maintenances")

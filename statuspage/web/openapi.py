@@ -68,7 +68,9 @@ def build_openapi() -> dict[str, Any]:
             "id": {"type": "integer"}, "name": {"type": "string"}, "status": {"type": "string"},
             "impact": {"type": "string"}, "incident_updates": {"type": "array"}, "components": {"type": "array"}}},
         "IncidentInput": {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {
-            "name": {"type": "string", "maxLength": 300}, "status": {"enum": list(INCIDENT_STATUSES)},
+            "name": {"type": "string", "maxLength": 300},
+            "status": {"enum": [st for st in INCIDENT_STATUSES if st != "postmortem"],
+                       "description": "postmortem comes with publishing one (PUT .../postmortem)"},
             "impact": {"enum": list(INCIDENT_IMPACTS)}, "body": {"type": "string"},
             "components": COMPONENTS_MAP, "component_ids": IDS, "notify": {"type": "boolean"}}},
         "UpdateInput": {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
@@ -82,8 +84,17 @@ def build_openapi() -> dict[str, Any]:
             "scheduled_until": {"type": "string", "format": "date-time"},
             "component_ids": IDS, "components": COMPONENTS_MAP,
             "auto_transition": {"type": "boolean"},
+            "auto_transition_to_maintenance_state": {
+                "type": "boolean",
+                "description": "while in progress its operational components show under_maintenance, and return "
+                               "to operational when it completes (default true)"},
             "notify": {"type": "boolean", "description": "notify subscribers; also decides whether the automatic "
                                                          "start and completion notify"}}},
+        "PostmortemInput": {
+            "type": "object", "additionalProperties": False, "required": ["body"],
+            "description": "A resolved incident's postmortem (Markdown); its status becomes postmortem.",
+            "properties": {"body": {"type": "string", "minLength": 1, "maxLength": 60000},
+                           "notify": {"type": "boolean", "description": "send incident.updated (default false)"}}},
         "Trigger": {"type": "object", "additionalProperties": False, "properties": {
             "enabled": {"type": "boolean"}, "title_template": {"type": "string"}, "body_template": {"type": "string"},
             "urgency": {"enum": ["very-low", "low", "normal", "high"]}, "ttl": {"type": "integer", "minimum": 0}}},
@@ -139,6 +150,12 @@ def build_openapi() -> dict[str, Any]:
         "/api/v1/incidents/{incident_id}/updates": {
             "parameters": [_id_param("incident_id")],
             "post": _op("Post an incident update", body=_ref("UpdateInput"), ok=201, resp=_ref("Incident")),
+        },
+        "/api/v1/incidents/{incident_id}/postmortem": {
+            "parameters": [_id_param("incident_id")],
+            "put": _op("Publish or replace a resolved incident's postmortem", body=_ref("PostmortemInput"),
+                       resp=_ref("Incident"), errors=(400, 401, 404, 409)),
+            "delete": _op("Remove the postmortem (the incident is resolved again)", resp=_ref("Incident")),
         },
         "/api/v1/maintenances": {
             "get": _op("List maintenances", params=list_params, resp={"type": "array"}),
@@ -198,7 +215,9 @@ def build_openapi() -> dict[str, Any]:
                           ("incidents/unresolved.json", "Unresolved incidents"),
                           ("scheduled-maintenances.json", "Scheduled maintenances"),
                           ("scheduled-maintenances/upcoming.json", "Upcoming maintenances"),
-                          ("scheduled-maintenances/active.json", "Active maintenances")):
+                          ("scheduled-maintenances/active.json", "Active maintenances"),
+                          ("uptime.json", "90-day uptime per component and group (this page's own endpoint, "
+                                          "not Statuspage's)")):
         paths[f"/api/v2/{path}"] = {"get": _op(summary, auth=False, resp={"type": "object"}, errors=())}
     return {
         "openapi": "3.1.0",

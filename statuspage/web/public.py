@@ -12,6 +12,7 @@ from ..incidents import get_incident, recently_resolved
 from ..models import Incident
 from ..summary import build_summary
 from ..timeutil import iso
+from ..uptime import build_uptime
 from ..validation import ascii_int
 
 bp = Blueprint("public", __name__)
@@ -33,7 +34,8 @@ def push_context(components) -> dict:
 @bp.get("/")
 def index():
     s = build_summary()
-    return render_template("index.html", s=s, recent=recently_resolved(5), **push_context(s.components))
+    return render_template("index.html", s=s, recent=recently_resolved(5), uptime=build_uptime(),
+                           **push_context(s.components))
 
 
 @bp.get("/incidents/<int:incident_id>")
@@ -80,6 +82,9 @@ def _entry_html(item: Incident) -> str:
     from ..markdown import render_markdown
 
     parts = []
+    if item.postmortem_published_at and item.postmortem_body:
+        parts.append(f"<h3>Postmortem</h3><p><small>{escape(iso(item.postmortem_published_at))}</small></p>"
+                     f"{render_markdown(item.postmortem_body)}<hr>")
     for u in item.updates:
         parts.append(
             f"<p><small>{escape(iso(u.created_at))}</small><br><strong>{escape(u.status.capitalize())}</strong></p>"
