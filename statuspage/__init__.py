@@ -53,7 +53,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_prefix=0)
 
-    from . import auth  # noqa: F401  (registers the Flask-Login user loader)
+    from . import (
+        auth,  # noqa: F401  (registers the Flask-Login user loader)
+        publish,
+    )
     from .cli import register_cli
     from .web.admin import bp as admin_bp
     from .web.api import bp as api_bp
@@ -73,6 +76,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(status_bp)
     register_http(app)
     register_cli(app)
+    publish.init_app(app)
     return app
 
 

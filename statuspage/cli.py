@@ -212,7 +212,10 @@ def worker_command(burst: bool) -> None:
     db.session.remove()
     if not burst:
         start_sweeper_thread(app, app.config["SWEEP_INTERVAL"])
-    worker = AppWorker([rq_queue(app)], connection=redis_connection(app))
+    from .publish.publisher import publish_queue
+
+    # The publish queue first: a page re-render never waits behind a fan-out's batch jobs.
+    worker = AppWorker([rq_queue(app, publish_queue(app)), rq_queue(app)], connection=redis_connection(app))
     worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
 
 

@@ -26,6 +26,16 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {value!r}") from exc
 
 
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from exc
+
+
 def load_config(instance_path: str) -> dict:
     """Build the Flask config mapping from environment variables."""
     debug = _bool("FLASK_DEBUG") or os.environ.get("FLASK_ENV") == "development"
@@ -93,4 +103,13 @@ def load_config(instance_path: str) -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "WTF_CSRF_TIME_LIMIT": None,
         "JOBS_EAGER": _bool("JOBS_EAGER", False),
+        # The published snapshot (statuspage/publish): where the public files go ("off" to serve
+        # everything live), their cache headers, and how the publisher coalesces and spreads work.
+        "PUBLIC_SNAPSHOT_DIR": os.environ.get("PUBLIC_SNAPSHOT_DIR") or None,
+        "PUBLIC_MAX_AGE": _int("PUBLIC_MAX_AGE", 10),
+        "PUBLIC_STALE_WHILE_REVALIDATE": _int("PUBLIC_STALE_WHILE_REVALIDATE", 30),
+        "PUBLIC_STALE_IF_ERROR": _int("PUBLIC_STALE_IF_ERROR", 86400),
+        "PUBLISH_MIN_INTERVAL": _float("PUBLISH_MIN_INTERVAL", 0.25),
+        "PUBLISH_BUDGET_SECONDS": _float("PUBLISH_BUDGET_SECONDS", 1.0),
+        "PUBLISH_SWEEP_AFTER": _int("PUBLISH_SWEEP_AFTER", 5),
     }

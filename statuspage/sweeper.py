@@ -7,12 +7,14 @@ from flask import current_app
 
 from .events import dispatch_pending
 from .incidents import run_due_maintenances
+from .publish import sweep as publish_sweep
 
 log = logging.getLogger(__name__)
 
 
 def sweep() -> dict[str, int]:
-    """Start/complete due maintenances, dispatch undispatched events, re-queue stalled fan-outs."""
+    """Start/complete due maintenances, dispatch undispatched events, re-queue stalled fan-outs,
+    publish snapshot changes nobody published (and the whole snapshot after a new release)."""
     from .push.delivery import requeue_stalled
 
     started = run_due_maintenances()
@@ -24,4 +26,7 @@ def sweep() -> dict[str, int]:
         from .push.subscriptions import prune_subscriptions
 
         pruned = prune_subscriptions(current_app.config["PUSH_PRUNE_DAYS"], limit=1000)
-    return {"maintenances": started, "dispatched": dispatched, "requeued": requeued, "pruned": pruned}
+    # Last: the maintenance transitions above are published in the same sweep.
+    published = publish_sweep()["published"]
+    return {"maintenances": started, "dispatched": dispatched, "requeued": requeued, "pruned": pruned,
+            "published": published}

@@ -119,9 +119,10 @@ def _component_form(form) -> dict[str, Any]:
 
 @bp.get("/")
 def dashboard():
+    from ..publish import publish_state
     from ..summary import build_summary
 
-    return render_template("admin/dashboard.html", s=build_summary())
+    return render_template("admin/dashboard.html", s=build_summary(), snapshot=publish_state())
 
 
 # --- components ---------------------------------------------------------------------------
