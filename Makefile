@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := app
 
-.PHONY: install run test test-fast bench lint lock worker simulator clean
+.PHONY: install run test test-fast bench bench-page lint lock worker simulator clean
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,6 +29,9 @@ test-fast: install  ## everything but the browser tests
 
 bench: install  ## fan-out throughput vs naive pywebpush (see bench/README in README.md)
 	$(BIN)/python bench/fanout.py $(BENCH_ARGS)
+
+bench-page: install  ## the public page under a crowd: gunicorn vs the nginx front vs nginx static files (wrk)
+	$(BIN)/python bench/page.py $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -21,18 +21,24 @@ Why these values (measured on the 2-core machine in the README, tests/test_gunic
 * Request line and header limits well below gunicorn's defaults: the app takes no big headers.
 
 Every value can be overridden from the environment (``GUNICORN_BIND``, ``GUNICORN_WORKERS``,
-``GUNICORN_THREADS``, ``GUNICORN_TIMEOUT``, ``GUNICORN_KEEPALIVE``) or the command line.
+``GUNICORN_THREADS``, ``GUNICORN_TIMEOUT``, ``GUNICORN_KEEPALIVE``, ``GUNICORN_ACCESSLOG``,
+``GUNICORN_LOGLEVEL``, ``GUNICORN_FORWARDED_ALLOW_IPS``) or the command line.
 """
 import multiprocessing
 import os
 
-bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+
+def _env(name, default):
+    return os.environ.get(name) or default
+
+
+bind = _env("GUNICORN_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
-workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() + 1))
-threads = int(os.environ.get("GUNICORN_THREADS", 16))
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
+workers = int(_env("GUNICORN_WORKERS", multiprocessing.cpu_count() + 1))
+threads = int(_env("GUNICORN_THREADS", 16))
+timeout = int(_env("GUNICORN_TIMEOUT", 30))
 graceful_timeout = 30
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))
+keepalive = int(_env("GUNICORN_KEEPALIVE", 5))
 # Connections per worker (idle keep-alive ones included) before it stops accepting more.
 worker_connections = 1000
 limit_request_line = 4094
@@ -40,7 +46,7 @@ limit_request_fields = 50
 limit_request_field_size = 8190
 # Behind nginx on the same host: trust its X-Forwarded-* (the app's TRUSTED_PROXIES=1 does the same
 # for its own view of the client address).
-forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
-accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+forwarded_allow_ips = _env("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+accesslog = _env("GUNICORN_ACCESSLOG", None)
 errorlog = "-"
-loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+loglevel = _env("GUNICORN_LOGLEVEL", "info")

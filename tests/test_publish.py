@@ -412,3 +412,22 @@ def test_the_sweeper_publishes_what_a_lost_job_left_and_rebuilds_a_missing_snaps
         assert sweep()["published"] > 0
     assert (root(app) / "index.html").exists() and (root(app) / ".build-id").exists()
 
+
+
+@pytest.mark.parametrize("app", ["sqlite"], indirect=True)
+def test_pages_that_change_with_time_alone_are_re_rendered_by_the_sweeper(app, world, monkeypatch):
+    from datetime import timedelta
+
+    from statuspage.sweeper import sweep
+
+    feed = REGISTRY.by_endpoint("public.feed")
+    monkeypatch.setattr(feed, "refresh_every", timedelta(hours=1))
+    with app.app_context():
+        app.config["PUBLISH_SWEEP_AFTER"] = 0
+        sweep()
+        (root(app) / "feed.atom").unlink()
+        sweep()  # within the hour: not rendered again
+        assert not (root(app) / "feed.atom").exists()
+        app.extensions["statuspage_refreshed"]["/feed.atom"] -= 3601  # an hour later
+        sweep()
+        assert (root(app) / "feed.atom").exists()

@@ -98,6 +98,7 @@ def sweep() -> dict[str, int]:
     if rebuild and not db.session.execute(
             select(PublishRequest.id).where(PublishRequest.target == Topic.ALL.value).limit(1)).first():
         request_publish(Topic.ALL, schedule=False)
+    _request_refreshes(app)
     oldest = db.session.execute(select(func.min(PublishRequest.created_at)).where(
         (PublishRequest.not_before.is_(None)) | (PublishRequest.not_before <= utcnow()))).scalar_one()
     db.session.rollback()
@@ -109,6 +110,27 @@ def sweep() -> dict[str, int]:
         log.warning("sweeper: %s", exc)
         return {"published": 0}
     return {"published": report.written}
+
+
+def _request_refreshes(app: Flask) -> None:
+    """Pages registered with ``refresh_every`` (they change with time alone) are re-rendered at
+    least that often; unchanged bytes are not rewritten, so their validators stay."""
+    from .publisher import request_publish
+    from .registry import REGISTRY
+
+    last: dict[str, float] = app.extensions.setdefault("statuspage_refreshed", {})
+    now = time.monotonic()
+    due = []
+    for page in REGISTRY.pages:
+        if page.refresh_every is None:
+            continue
+        for args in page.all_args():
+            path = page.path(args)
+            if now - last.get(path, -1e18) >= page.refresh_every.total_seconds():
+                last[path] = now
+                due.append(path)
+    if due:
+        request_publish(*due, schedule=False)
 
 
 def _started_after_last_build(app: Flask) -> bool:
