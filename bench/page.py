@@ -9,15 +9,16 @@ What it does, on this machine only:
    the data of issue 10's report: 12 components in 3 groups, 2 active incidents, 60 resolved ones.
    The whole snapshot is published (``flask publish``'s code path).
 2. Starts what the README's production section starts: gunicorn with ``deploy/gunicorn.conf.py``,
-   two ``flask worker`` processes (Redis db 14, flushed), and nginx twice: the shipped
+   two ``flask worker`` processes and one ``flask worker --publish-only`` (Redis db 14, flushed),
+   and nginx twice: the shipped
    ``deploy/nginx.conf`` in front of gunicorn ("front"), and a bare nginx handing out the same
    files ("static", the limit).
 3. For ``/``, ``/incidents/<id>`` and ``/api/v2/summary.json``: ``wrk -t2 -c64`` against static,
    front and gunicorn alone, one after the other (interleaved per path, so all three see the same
    machine load).
-4. Freshness: component renames through the admin API at random intervals; the time from the
-   request to the file holding the new name (the snapshot lag), and a burst of 50 changes from 5
-   threads (how many publish rounds it took).
+4. Freshness: incident updates and component status changes through the admin API at random
+   intervals; the time from the request to the published file holding the change (the snapshot
+   lag), and a burst of 50 status changes from 5 threads (how many publish rounds it took).
 5. Under fan-out: 20,000 subscribers on a local HTTPS mock push service (bench/mockpush.py, as in
    ``make bench``); incident updates fan out back to back while wrk runs against the front, and
    lag probes run meanwhile.
@@ -179,17 +180,33 @@ class Api:
             return json.loads(response.read())
 
 
-def probe_lag(api: Api, index: Path, component: int, count: int, stop: threading.Event | None = None) -> list[float]:
-    """Rename a component; seconds from sending the request to index.html holding the new name."""
+def probe_lag(api: Api, snapshot: Path, incident_id: int, component_id: int, count: int,
+              stop: threading.Event | None = None) -> list[float]:
+    """What changes during an incident, alternately: an update to an incident (its page must show
+    it) and a component's status (components.json must show it). Seconds from sending the
+    request to the published file holding the change."""
     lags = []
-    for _ in range(count):
+    page = snapshot / f"incidents/{incident_id}/index.html"
+    components = snapshot / "api/v2/components.json"
+    for n in range(count):
         if stop is not None and stop.is_set():
             break
-        name = f"Probe {secrets.token_hex(4)}".encode()
         start = time.perf_counter()
-        api.call("PATCH", f"/api/v1/components/{component}", {"name": name.decode()})
+        if n % 2 == 0:
+            marker = f"Probe {secrets.token_hex(4)}"
+            api.call("POST", f"/api/v1/incidents/{incident_id}/updates", {"body": marker, "notify": False})
+
+            def published(marker=marker.encode()) -> bool:
+                return marker in page.read_bytes()
+        else:
+            status = "degraded_performance" if n % 4 == 1 else "operational"
+            api.call("PATCH", f"/api/v1/components/{component_id}", {"status": status})
+
+            def published(status=status) -> bool:
+                data = json.loads(components.read_bytes())
+                return any(c["id"] == str(component_id) and c["status"] == status for c in data["components"])
         deadline = start + 30
-        while name not in index.read_bytes():
+        while not published():
             if time.perf_counter() > deadline:
                 raise RuntimeError("a change did not reach the snapshot within 30 s")
             time.sleep(0.002)
@@ -211,18 +228,27 @@ def burst(app, api: Api, index: Path, components: list[int]) -> dict:
     before = rounds()
     start = time.perf_counter()
 
-    def renames(cid: int) -> None:
-        for n in range(10):
-            api.call("PATCH", f"/api/v1/components/{cid}", {"name": f"Burst {cid} {n}"})
+    cycle = ("degraded_performance", "partial_outage", "major_outage", "operational")
 
-    threads = [threading.Thread(target=renames, args=(cid,)) for cid in components[:5]]
+    def changes(cid: int) -> None:
+        for n in range(10):
+            api.call("PATCH", f"/api/v1/components/{cid}", {"status": cycle[n % 4]})
+
+    chosen = components[:5]
+    threads = [threading.Thread(target=changes, args=(cid,)) for cid in chosen]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     sent = time.perf_counter() - start
-    finals = [f"Burst {cid} 9".encode() for cid in components[:5]]
-    while not all(name in index.read_bytes() for name in finals):
+    final = cycle[9 % 4]
+    path = index.parent / "api/v2/components.json"
+
+    def published() -> bool:
+        statuses = {c["id"]: c["status"] for c in json.loads(path.read_bytes())["components"]}
+        return all(statuses.get(str(cid)) == final for cid in chosen)
+
+    while not published():
         time.sleep(0.002)
     return {"burst_changes": 50, "burst_seconds": round(sent, 2),
             "burst_published_after_ms": round((time.perf_counter() - start - sent) * 1000),
@@ -358,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
             stdout=(OUT / "gunicorn.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
         workers = start_workers(2, env)
         wait_for_workers(args.redis_url, env["RQ_QUEUE"], workers)
+        # The README's production set-up: plus one small worker for the publish queue alone.
+        workers.append(subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker", "--publish-only"],
+                                        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True))
         front = Nginx(OUT / "nginx-front", front_site(snapshot, front_port, app_port), workers=2)
         static = Nginx(OUT / "nginx-static", static_site(snapshot, static_port), workers=2)
         procs += [front, static]
@@ -378,8 +407,8 @@ def main(argv: list[str] | None = None) -> int:
             results[path] = row
 
         api = Api(f"http://127.0.0.1:{app_port}", data["token"])
-        log(f"freshness: {args.lag_probes} renames at random intervals")
-        quiet_lags = probe_lag(api, index, data["components"][11], args.lag_probes)
+        log(f"freshness: {args.lag_probes} incident updates and component status changes at random intervals")
+        quiet_lags = probe_lag(api, snapshot, data["active"][1], data["components"][11], args.lag_probes)
         burst_stats = burst(app, api, index, data["components"])
         log(f"  lag p50 {percentile(quiet_lags, 50) * 1000:.0f} ms, p95 {percentile(quiet_lags, 95) * 1000:.0f} ms, "
             f"max {max(quiet_lags) * 1000:.0f} ms; burst: {burst_stats}")
@@ -394,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             fan.start()
             stop = threading.Event()
             lag_thread = threading.Thread(target=lambda: fan_lags.extend(
-                probe_lag(api, index, data["components"][10], 10_000, stop)), daemon=True)
+                probe_lag(api, snapshot, data["active"][1], data["components"][10], 10_000, stop)), daemon=True)
             lag_thread.start()
             log(f"under fan-out: {args.subscribers:,} subscribers per update, updates back to back")
             for path in paths:

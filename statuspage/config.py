@@ -16,24 +16,22 @@ def _bool(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _int(name: str, default: int) -> int:
+def _number(name: str, default, cast, what: str):
     value = os.environ.get(name)
     if not value:
         return default
     try:
-        return int(value)
+        return cast(value)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {value!r}") from exc
+        raise ConfigError(f"{name} must be {what}, got {value!r}") from exc
+
+
+def _int(name: str, default: int) -> int:
+    return _number(name, default, int, "an integer")
 
 
 def _float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    if not value:
-        return default
-    try:
-        return float(value)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {value!r}") from exc
+    return _number(name, default, float, "a number")
 
 
 def load_config(instance_path: str) -> dict:

@@ -125,3 +125,33 @@ def test_a_publish_missed_while_redis_was_down_is_caught_up_by_the_sweeper(tmp_p
             sweep()
         assert b"Changed while Redis was down" in index.read_bytes()
         assert _pending(app) == 0
+
+
+def test_a_publish_only_worker_publishes_and_leaves_other_jobs_alone(tmp_path, pg_database, redis_url):
+    from statuspage.jobs import rq_queue
+    from statuspage.publish.publisher import publish_pending
+
+    app = make_app(pg_database, tmp_path, REDIS_URL=redis_url, JOBS_EAGER=False, PUBLIC_SNAPSHOT_DIR=None)
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {create_admin_token(app)}"}
+    component = client.post("/api/v1/components", json={"name": "Before"}, headers=headers).get_json()["id"]
+    with app.app_context():
+        publish_pending()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "PUBLIC_", "PUSH_"))}
+    env.update({"DATABASE_URL": pg_database, "REDIS_URL": redis_url, "SECRET_KEY": TEST_SECRET,
+                "INSTANCE_PATH": os.environ["INSTANCE_PATH"], "SITE_URL": app.config["SITE_URL"],
+                "SITE_NAME": app.config["SITE_NAME"], "LOG_LEVEL": "WARNING"})
+    worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker", "--publish-only"], cwd=ROOT,
+                              env=env, stdout=(tmp_path / "worker.log").open("ab"), stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    index = Path(os.environ["INSTANCE_PATH"]) / "public" / "index.html"
+    try:
+        client.post("/api/v1/incidents", json={"name": "Published by the small worker", "body": "x"}, headers=headers)
+        client.patch(f"/api/v1/components/{component}", json={"status": "major_outage"}, headers=headers)
+        _wait(lambda: b"Published by the small worker" in index.read_bytes() and _pending(app) == 0, 60,
+              "the publish-only worker to publish")
+        with app.app_context():
+            assert rq_queue(app).count >= 1  # the fan-out jobs wait for an ordinary worker
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)

@@ -67,12 +67,10 @@ class RoundReport:
 
 
 @dataclass
-class PublishReport:
+class PublishReport(RoundReport):
+    """The totals of one job's rounds."""
+
     rounds: int = 0
-    rendered: int = 0
-    written: int = 0
-    removed: int = 0
-    failed: dict[str, str] = field(default_factory=dict)
     skipped: bool = False  # another publisher held the lock
 
     def add(self, r: RoundReport) -> None:
@@ -80,6 +78,7 @@ class PublishReport:
         self.rendered += r.rendered
         self.written += r.written
         self.removed += r.removed
+        self.deferred = r.deferred
         self.failed.update(r.failed)
 
 
@@ -256,19 +255,21 @@ class Publisher:
             ctx = RenderContext()
             todo = urgent + deferred
             done = 0
-            rendered: list[tuple[str, bytes | None]] = []
             with self.app.test_request_context("/", base_url=self.app.config["SITE_URL"]):
-                for page, args in todo:
-                    if done >= len(urgent) and deadline is not None and time.monotonic() > deadline:
-                        break
-                    done += 1
-                    rendered.append(self._render_one(page, args, ctx, report))
-                # Everything is rendered before anything is written: the files of one round
-                # change within milliseconds of each other.
+                # What the changes touched directly goes out first, rendered before anything is
+                # written (its files change within milliseconds of each other); then as much of a
+                # big rebuild as the budget allows.
+                for batch in (urgent, deferred):
+                    rendered: list[tuple[str, bytes | None]] = []
+                    for page, args in batch:
+                        if batch is deferred and deadline is not None and time.monotonic() > deadline:
+                            break
+                        done += 1
+                        rendered.append(self._render_one(page, args, ctx, report))
+                    for path, body in rendered:
+                        self._write_one(path, body, report)
                 if Topic.ALL in changes.topics:
                     self._publish_site_files(report)
-            for path, body in rendered:
-                self._write_one(path, body, report)
             leftover = todo[done:]
             report.deferred = len(leftover)
             for page in {page for page in REGISTRY.pages if page.is_family}:

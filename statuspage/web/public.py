@@ -6,7 +6,6 @@ used both to write the published snapshot and, when a file is missing, to answer
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +19,13 @@ from ..publish.assets import asset_manifest
 from ..publish.registry import REGISTRY, ChangeSet, Topic, public_family, public_page
 from ..publish.render import ContentType, RenderContext, Rendered
 from ..publish.serve import REVALIDATE, serve_page
-from ..timeutil import iso, utcnow
+from ..timeutil import iso
 
 bp = Blueprint("public", __name__)
 
 HISTORY_PAGE_SIZE = 20
 # Every HTML page carries the subscribe control, which lists the components.
 PAGE_TOPICS = {Topic.COMPONENTS, Topic.SUBSCRIBE}
-# Incident pages changed this recently are re-rendered first when every page must be.
-RECENT_DAYS = 7
 
 
 @public_page(bp, "/", topics=PAGE_TOPICS | {Topic.COMPONENT_STATUS, Topic.INCIDENTS})
@@ -47,15 +44,14 @@ def _incident_members() -> list[dict[str, Any]]:
 
 
 def _incident_affected(changes: ChangeSet) -> tuple[list[dict], list[dict]]:
-    """The changed incidents now; every page when the subscribe control changed (recent and open
-    incidents first, the old ones spread over later rounds)."""
+    """The changed incidents now; every page when the subscribe control changed (open incidents
+    and maintenances now, the rest newest first, spread over later rounds)."""
     urgent = {i: None for i in sorted(changes.incident_ids)}
     deferred: list[int] = []
     if changes.touches(PAGE_TOPICS):
-        cutoff = utcnow() - timedelta(days=RECENT_DAYS)
-        for incident_id, updated_at, status in db.session.execute(
-                select(Incident.id, Incident.updated_at, Incident.status).order_by(Incident.updated_at.desc())):
-            if updated_at >= cutoff or status not in (*RESOLVED_INCIDENT_STATUSES, "completed"):
+        for incident_id, status in db.session.execute(
+                select(Incident.id, Incident.status).order_by(Incident.updated_at.desc(), Incident.id.desc())):
+            if status not in (*RESOLVED_INCIDENT_STATUSES, "completed"):
                 urgent.setdefault(incident_id, None)
             elif incident_id not in urgent:
                 deferred.append(incident_id)
