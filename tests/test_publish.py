@@ -263,6 +263,8 @@ def test_history_query_pages_answer_with_the_published_page(app, world, api, cli
     second = client.get("/history/2")
     assert second.status_code == 200 and second.data == published(app, "/history/2")
     assert client.get("/history?page=2").data == second.data
+    assert b'href="/history/2" rel="next"' in client.get("/history").data  # links to the published pages
+    assert b'href="/history" rel="prev"' in second.data
     assert client.get("/history?page=²").data == published(app, "/history")
 
 
