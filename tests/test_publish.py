@@ -433,3 +433,22 @@ def test_pages_that_change_with_time_alone_are_re_rendered_by_the_sweeper(app, w
         app.extensions["statuspage_refreshed"]["/feed.atom"] -= 3601  # an hour later
         sweep()
         assert (root(app) / "feed.atom").exists()
+
+
+@pytest.mark.parametrize("app", ["sqlite"], indirect=True)
+def test_an_unwritable_snapshot_directory_is_reported_not_a_crash(app, world, client):
+    from statuspage.publish.publisher import PublishError
+
+    blocker = root(app).parent / "not-a-directory"
+    blocker.write_text("a file where the snapshot directory should be")
+    store = app.extensions["statuspage_snapshot"]
+    original = store.root
+    store.root = blocker / "public"
+    try:
+        with app.app_context(), pytest.raises(PublishError, match="snapshot directory"):
+            publish_pending()
+        with app.app_context():
+            assert "snapshot directory" in db.session.get(PublishStatus, 1).last_error
+        assert client.get("/").status_code == 200  # rendered live meanwhile
+    finally:
+        store.root = original

@@ -195,7 +195,14 @@ class Publisher:
         report = PublishReport()
         while True:
             lock = PublishLock(self.store.root)
-            if not lock.acquire():
+            try:
+                acquired = lock.acquire()
+            except OSError as exc:  # the snapshot directory cannot be created or written
+                message = f"snapshot directory {self.store.root}: {exc.__class__.__name__}: {exc}"
+                self._record_failure(message)
+                report.failed[str(self.store.root)] = message
+                return report
+            if not acquired:
                 report.skipped = True
                 return report
             try:
