@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := app
 
-.PHONY: install run test test-fast bench bench-uptime lint lock worker simulator clean
+.PHONY: install run test test-fast bench bench-page bench-uptime lint lock worker simulator clean
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,8 @@ test-fast: install  ## everything but the browser tests
 bench: install  ## fan-out throughput vs naive pywebpush (see bench/README in README.md)
 	$(BIN)/python bench/fanout.py $(BENCH_ARGS)
 
+bench-page: install  ## the public page under a crowd: gunicorn vs the nginx front vs nginx static files (wrk)
+	$(BIN)/python bench/page.py $(BENCH_ARGS)
 bench-uptime: install  ## what the 90-day uptime bars cost the public page (see README)
 	$(BIN)/python bench/uptime.py $(BENCH_ARGS)
 

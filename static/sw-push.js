@@ -7,6 +7,8 @@
 'use strict';
 
 importScripts('/static/js/push-shared.js'); /* global StatusPush */
+// Offline copies of the status and incident pages: a separate, self-contained file.
+importScripts('/static/js/sw-cache.js');
 
 const DEFAULT_TITLE = 'Status update';
 const DEFAULT_ICON = '/static/icons/icon-192.png';

@@ -58,7 +58,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_prefix=0)
 
-    from . import auth  # noqa: F401  (registers the Flask-Login user loader)
+    from . import (
+        auth,  # noqa: F401  (registers the Flask-Login user loader)
+        publish,
+    )
     from .cli import register_cli
     from .push import retry
     from .web.admin import bp as admin_bp
@@ -85,6 +88,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     register_http(app)
     register_cli(app)
     retry.init_app(app)
+    publish.init_app(app)
     return app
 
 

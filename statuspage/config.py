@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from .validation import ascii_int
@@ -26,6 +27,19 @@ def _int(name: str, default: int) -> int:
     if number is None:
         raise ConfigError(f"{name} must be an integer written with the digits 0-9, got {value!r}")
     return number
+
+
+_ASCII_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+
+
+def _float(name: str, default: float) -> float:
+    """A decimal number in ASCII (float() alone would also read "١.٥" and "inf")."""
+    value = os.environ.get(name)
+    if not value:
+        return default
+    if not _ASCII_DECIMAL.fullmatch(value.strip()):
+        raise ConfigError(f"{name} must be a number written with the digits 0-9 (e.g. 0.25), got {value!r}")
+    return float(value.strip())
 
 
 def load_config(instance_path: str) -> dict:
@@ -106,4 +120,13 @@ def load_config(instance_path: str) -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "WTF_CSRF_TIME_LIMIT": None,
         "JOBS_EAGER": _bool("JOBS_EAGER", False),
+        # The published snapshot (statuspage/publish): where the public files go ("off" to serve
+        # everything live), their cache headers, and how the publisher coalesces and spreads work.
+        "PUBLIC_SNAPSHOT_DIR": os.environ.get("PUBLIC_SNAPSHOT_DIR") or None,
+        "PUBLIC_MAX_AGE": _int("PUBLIC_MAX_AGE", 10),
+        "PUBLIC_STALE_WHILE_REVALIDATE": _int("PUBLIC_STALE_WHILE_REVALIDATE", 30),
+        "PUBLIC_STALE_IF_ERROR": _int("PUBLIC_STALE_IF_ERROR", 86400),
+        "PUBLISH_MIN_INTERVAL": _float("PUBLISH_MIN_INTERVAL", 0.25),
+        "PUBLISH_BUDGET_SECONDS": _float("PUBLISH_BUDGET_SECONDS", 1.0),
+        "PUBLISH_SWEEP_AFTER": _int("PUBLISH_SWEEP_AFTER", 5),
     }

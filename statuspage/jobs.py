@@ -55,16 +55,17 @@ def redis_connection(app: Flask | None = None):
     return conn
 
 
-def rq_queue(app: Flask | None = None):
+def rq_queue(app: Flask | None = None, name: str | None = None):
     from rq import Queue
 
     app = app or current_app
-    return Queue(app.config["RQ_QUEUE"], connection=redis_connection(app))
+    return Queue(name or app.config["RQ_QUEUE"], connection=redis_connection(app))
 
 
 def enqueue(path: str, *args: Any, delay: float = 0.0, job_id: str | None = None,
-            retry: tuple[int, list[int]] | None = None) -> None:
-    """Queue `path(*args)` to run after `delay` seconds. Raises EnqueueError if it cannot."""
+            retry: tuple[int, list[int]] | None = None, queue: str | None = None) -> None:
+    """Queue `path(*args)` to run after `delay` seconds (on RQ queue `queue`, default RQ_QUEUE).
+    Raises EnqueueError if it cannot."""
     path = str(path)  # a JobName is stored as its plain dotted path
     app = current_app._get_current_object()
     if app.config.get("JOBS_EAGER"):
@@ -81,11 +82,11 @@ def enqueue(path: str, *args: Any, delay: float = 0.0, job_id: str | None = None
         if retry:
             kwargs["retry"] = Retry(max=retry[0], interval=retry[1])
         try:
-            queue = rq_queue(app)
+            rq = rq_queue(app, queue)
             if delay > 0:
-                queue.enqueue_in(timedelta(seconds=delay), path, *args, **kwargs)
+                rq.enqueue_in(timedelta(seconds=delay), path, *args, **kwargs)
             else:
-                queue.enqueue(path, *args, **kwargs)
+                rq.enqueue(path, *args, **kwargs)
         except Exception as exc:  # redis.ConnectionError, TimeoutError, ...
             raise EnqueueError(f"could not enqueue {path}: {exc}") from exc
         return

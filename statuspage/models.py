@@ -458,3 +458,36 @@ class AdminAlert(db.Model):
     last_alerted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     alerts: Mapped[int] = mapped_column(Integer, default=1)
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class PublishRequest(db.Model):
+    """The published snapshot's outbox: what a change needs re-rendered, written in the change's own
+    transaction (statuspage/publish/changes.py), deleted once the files are written."""
+
+    __tablename__ = "publish_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # A topic ("components", "incident-list", "all", ...), "incident:<id>" or a public path ("/history/3").
+    target: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Set after a failed render: retried from then on (backoff), the previous file stays in place.
+    not_before: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class PublishStatus(db.Model):
+    """Single row (id=1): how the published snapshot is doing, for the admin dashboard."""
+
+    __tablename__ = "publish_status"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last_published_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    last_files: Mapped[int] = mapped_column(Integer, default=0)
+    # Publish rounds since the row was created (a round renders everything pending at its start).
+    rounds: Mapped[int] = mapped_column(Integer, default=0)
+    files_written: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(DateTime)
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime)
+    build_id: Mapped[str | None] = mapped_column(String(64))

@@ -8,6 +8,7 @@ from flask import current_app
 from .events import dispatch_pending
 from .incidents import run_due_maintenances
 from .integrations import service as integrations
+from .publish import sweep as publish_sweep
 from .push.delivery import requeue_stalled
 from .push.subscriptions import prune_subscriptions
 
@@ -16,7 +17,8 @@ log = logging.getLogger(__name__)
 
 def sweep() -> dict[str, int]:
     """Start/complete due maintenances, mark missed heartbeats, set monitored components right after a
-    maintenance window, dispatch undispatched events, re-queue stalled fan-outs."""
+    maintenance window, dispatch undispatched events, re-queue stalled fan-outs, publish snapshot
+    changes nobody published (and the whole snapshot after a new release)."""
     started = run_due_maintenances()
     missed = integrations.check_heartbeats()
     reconciled = integrations.reconcile_components()
@@ -27,5 +29,7 @@ def sweep() -> dict[str, int]:
     if current_app.config.get("PUSH_PRUNE_DAYS"):
         # A little at a time: a flood of dead subscriptions is cleaned without long transactions.
         pruned = prune_subscriptions(current_app.config["PUSH_PRUNE_DAYS"], limit=1000)
+    # Last: the maintenance transitions above are published in the same sweep.
+    published = publish_sweep()["published"]
     return {"maintenances": started, "heartbeats_missed": missed, "components_reconciled": reconciled,
-            "dispatched": dispatched, "requeued": requeued, "pruned": pruned}
+            "dispatched": dispatched, "requeued": requeued, "pruned": pruned, "published": published}

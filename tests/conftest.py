@@ -60,6 +60,10 @@ def make_app(database_url: str, tmp_path, **overrides):
         "SITE_NAME": "Example Status",
         "REDIS_URL": None,
         "PUSH_DEBOUNCE_SECONDS": 0,
+        # Public pages render live here (the same renderer the snapshot uses). Publishing the
+        # snapshot after every commit would add ~50% to the suite (the fuzzers commit thousands of
+        # times); tests/test_publish*.py turn it on (snapshot_app) and test it for real.
+        "PUBLIC_SNAPSHOT_DIR": "off",
     }
     config.update(overrides)
     os.environ["INSTANCE_PATH"] = str(tmp_path / "instance")

@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 
 from statuspage.badge import render_badge, text_width
-from statuspage.web.embeds import DATA_SLOT, published_paths, script_json, widget_source
+from statuspage.publish.registry import REGISTRY
+from statuspage.web.embeds import DATA_SLOT, script_json, widget_source
+
+# What every published public response says to caches (statuspage/publish/serve.py).
+SNAPSHOT_CACHE = "public, max-age=10, stale-while-revalidate=30, stale-if-error=86400"
 
 SVG = "{http://www.w3.org/2000/svg}"
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
@@ -32,7 +36,7 @@ def test_page_badge_says_the_top_level_status_with_a_title(client, api):
     assert r.status_code == 200 and svg.get("role") == "img"
     assert svg.find(f"{SVG}title").text == "Example Status: All Systems Operational"
     assert [t for t, _ in texts(svg)] == ["status", "all systems operational"]
-    assert r.headers["Cache-Control"] == "public, max-age=60"
+    assert r.headers["Cache-Control"] == SNAPSHOT_CACHE
     assert r.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
     assert "Set-Cookie" not in r.headers
     for status in ("operational", "operational", "major_outage"):
@@ -111,7 +115,7 @@ def test_embed_js_inlines_the_status_and_is_served_for_other_sites(client, api):
                                       "scheduled_until": "2099-01-01T00:00:00Z", "status": "in_progress"})
     r = client.get("/embed.js")
     assert r.status_code == 200 and r.mimetype == "text/javascript"
-    assert r.headers["Cache-Control"] == "public, max-age=60"
+    assert r.headers["Cache-Control"] == SNAPSHOT_CACHE
     assert r.headers["Access-Control-Allow-Origin"] == "*"
     assert r.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
     assert "Set-Cookie" not in r.headers
@@ -139,11 +143,11 @@ def test_script_json_is_safe_in_any_javascript_context():
     assert json.loads(text) == {"a": "</script>\u2028\u2029&<!--"}
 
 
-def test_published_paths_cover_badges_widget_and_uptime(app, api):
+def test_badges_widget_and_uptime_are_registered_public_paths(app, api):
     cid = api.post("/api/v1/components", {"name": "API"}).json["id"]
     gid = api.post("/api/v1/component-groups", {"name": "Core"}).json["id"]
     with app.test_request_context():
-        paths = published_paths()
+        paths = [page.path(args) for page in REGISTRY.pages for args in page.all_args()]
     assert {"/api/v2/uptime.json", "/badge.svg", "/embed.js", f"/badge/{cid}.svg", f"/badge/group-{gid}.svg"} \
         <= set(paths)
     client = app.test_client()

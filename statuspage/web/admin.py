@@ -26,6 +26,7 @@ from ..models import (
     MAINTENANCE_STATUSES,
     SUBSCRIPTION_STATUSES,
 )
+from ..publish import publish_state
 from ..push.delivery import queue_test_push
 from ..push.keys import KeysUnavailable, current_keys
 from ..push.reports import acknowledge_alerts, event_dict, open_alerts, recent_events
@@ -137,7 +138,7 @@ def _component_form(form) -> dict[str, Any]:
 
 @bp.get("/")
 def dashboard():
-    return render_template("admin/dashboard.html", s=build_summary())
+    return render_template("admin/dashboard.html", s=build_summary(), snapshot=publish_state())
 
 
 # --- components ---------------------------------------------------------------------------

@@ -2,9 +2,9 @@
 the embeddable widget (`/embed.js`). Like every public view, each is a pure function of the
 database (and the clock, for the uptime days), so the published snapshot can render them.
 
-`published_paths()` lists the public paths this module adds, for the snapshot publisher to
-register (with `/`, whose uptime bars come from the same data); `uptime.next_day_boundary()`
-says when the bars change without a database change (local midnight).
+Each is registered with the snapshot's registry (statuspage/publish/registry.py): published as a
+file, re-rendered when statuses, components or incidents change, served with the same bytes by
+the app. A badge with a visitor's `?label=` and an unknown id are answered live.
 """
 from __future__ import annotations
 
@@ -13,23 +13,24 @@ from functools import cache
 from html import escape
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, abort, current_app, request
 from markupsafe import Markup
+from werkzeug.exceptions import NotFound
 
 from ..badge import GREY, INDICATOR_COLORS, STATUS_COLORS, render_badge
 from ..components import IMPACT_RANK, list_components, list_groups, worst_status
 from ..extensions import db
 from ..models import Component, ComponentGroup
+from ..publish.registry import ChangeSet, Topic, public_family, public_page
+from ..publish.render import ContentType, RenderContext, Rendered
+from ..publish.serve import snapshot_cache_control
 from ..serializers import uptime_dict
 from ..summary import build_summary, page_updated_at
 from ..timeutil import iso
-from ..uptime import STATUS_LABELS, build_uptime, day_summary, uptime_text
+from ..uptime import STATUS_LABELS, day_summary, uptime_text
 from ..validation import MAX_ID, ascii_int
+from .public import UPTIME_REFRESH
 
-# Public, identical for every visitor, fine for caches and for other sites to load (an <img> in a
-# README behind GitHub's camo proxy, a <script> on a customer's page): a short max-age keeps a
-# badge at most a minute behind.
-PUBLIC_CACHE = "public, max-age=60"
 MAX_LABEL = 40
 
 bp = Blueprint("embeds", __name__)
@@ -52,77 +53,103 @@ def uptime_template_helpers() -> dict:
             "worst_status": worst_status, "uptime_bar_buttons": uptime_bar_buttons}
 
 
-def published_paths() -> list[str]:
-    """Every public path this module serves, for the snapshot publisher: re-render them after
-    any change to components, groups, incidents or maintenances (and the uptime JSON, like `/`,
-    at `uptime.next_day_boundary()`). Badges with a `?label=` are rendered on request only."""
-    paths = ["/api/v2/uptime.json", "/badge.svg", "/embed.js"]
-    paths += [f"/badge/{c.id}.svg" for c in list_components()]
-    paths += [f"/badge/group-{g.id}.svg" for g in list_groups()]
-    return paths
-
-
-def public_response(body: str, mimetype: str, status: int = 200) -> Response:
-    response = Response(body, status=status, mimetype=mimetype)
-    # An error (an id that does not exist yet, a bad label) is not kept by caches.
-    response.headers["Cache-Control"] = PUBLIC_CACHE if status < 400 else "no-cache"
-    # Other sites embed these (<img>, <script>), also under Cross-Origin-Embedder-Policy.
-    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
-    return response
+# Other sites embed these (<img> in a README behind GitHub's camo proxy, <script> on a customer's
+# page), also under Cross-Origin-Embedder-Policy.
+EMBEDDABLE = {"Cross-Origin-Resource-Policy": "cross-origin"}
+# Badges and the widget show statuses, incident names and maintenances; the uptime JSON also
+# the day bars, which move on at local midnight (public.UPTIME_REFRESH re-renders it).
+STATUS_TOPICS = {Topic.COMPONENT_STATUS, Topic.COMPONENTS, Topic.INCIDENTS}
 
 
 def _svg(body: str, status: int = 200) -> Response:
-    return public_response(body, "image/svg+xml", status)
+    """A badge answered live (a ?label= of the visitor's, or a 4xx that is still a badge); the
+    published ones go through the snapshot (`page_badge`, `component_badge`)."""
+    response = Response(body, status=status, mimetype="image/svg+xml")
+    # An error (an id that does not exist yet, a bad label) is not kept by caches.
+    response.headers["Cache-Control"] = snapshot_cache_control() if status < 400 else "no-cache"
+    response.headers.update(EMBEDDABLE)
+    return response
 
 
-def _label(default: str) -> str | Response:
-    """The optional ?label= (what the badge's left half says), or a 400 badge saying what is wrong."""
+def _label() -> str | None:
+    """The optional ?label= (what the badge's left half says); a 400 badge when it is unusable."""
     label = request.args.get("label")
     if label is None:
-        return default
+        return None
     label = label.strip()
     if not label or len(label) > MAX_LABEL or not label.isprintable():
         problem = f"label must be 1 to {MAX_LABEL} printable characters"
-        return _svg(render_badge("badge", "bad label", GREY, title=f"Bad request: {problem}"), 400)
+        abort(_svg(render_badge("badge", "bad label", GREY, title=f"Bad request: {problem}"), 400))
     return label
 
 
-@bp.get("/badge.svg")
-def page_badge():
-    """The page's top-level status, e.g. `status | all systems operational`."""
-    label = _label("status")
-    if isinstance(label, Response):
-        return label
+def _page_badge_svg(label: str | None) -> str:
     s = build_summary()
     title = f"{current_app.config['SITE_NAME']}: {s.description}"
-    return _svg(render_badge(label, s.description.lower(), INDICATOR_COLORS[s.indicator], title=title))
+    return render_badge(label or "status", s.description.lower(), INDICATOR_COLORS[s.indicator], title=title)
 
 
-@bp.get("/badge/<string:ref>.svg")
-def component_badge(ref: str):
-    """A component's (`/badge/3.svg`) or a group's (`/badge/group-2.svg`, the ids of the v2 JSON)
-    status; an unknown id is a 404 that is still a badge, so an <img> shows what is wrong."""
-    item, is_group = None, ref.startswith("group-")
-    number = ref.removeprefix("group-")
-    ident = ascii_int(number)
-    if ident is not None and 0 < ident <= MAX_ID:
-        item = db.session.get(ComponentGroup if is_group else Component, ident)
-    if item is None:
-        what = "group" if is_group else "component"
-        return _svg(render_badge("status", f"unknown {what}", GREY,
-                                 title=f"Not found: this page has no {what} {ref[:40]!r}"), 404)
-    label = _label(item.name)
-    if isinstance(label, Response):
-        return label
+def _badge_target(ref: str) -> tuple[Component | ComponentGroup | None, bool]:
+    is_group = ref.startswith("group-")
+    ident = ascii_int(ref.removeprefix("group-"))
+    if ident is None or not 0 < ident <= MAX_ID:
+        return None, is_group
+    return db.session.get(ComponentGroup if is_group else Component, ident), is_group
+
+
+def _component_badge_svg(item: Component | ComponentGroup, is_group: bool, label: str | None) -> str:
     status = worst_status(c.status for c in item.components) if is_group else item.status
-    text = STATUS_LABELS[status].lower()
-    return _svg(render_badge(label, text, STATUS_COLORS[status], title=f"{item.name}: {STATUS_LABELS[status]}"))
+    return render_badge(label or item.name, STATUS_LABELS[status].lower(), STATUS_COLORS[status],
+                        title=f"{item.name}: {STATUS_LABELS[status]}")
 
 
-@bp.get("/api/v2/uptime.json")
-def uptime_json():
-    uptime = build_uptime()
-    return jsonify(uptime_dict(uptime, page_updated_at(list_components(), list_groups())))
+@bp.before_app_request
+def badges_answered_live():
+    """What the snapshot cannot answer, answered live: a badge with the visitor's ?label=, and an
+    unknown component or group, which is a 404 that is still a badge (an <img> shows what is
+    wrong). nginx sends the same requests here (deploy/nginx.conf)."""
+    if request.endpoint == "embeds.page_badge" and "label" in request.args:
+        return _svg(_page_badge_svg(_label()))
+    if request.endpoint == "embeds.component_badge":
+        ref = (request.view_args or {}).get("ref", "")
+        item, is_group = _badge_target(ref)
+        if item is None:
+            what = "group" if is_group else "component"
+            return _svg(render_badge("status", f"unknown {what}", GREY,
+                                     title=f"Not found: this page has no {what} {ref[:40]!r}"), 404)
+        if "label" in request.args:
+            return _svg(_component_badge_svg(item, is_group, _label()))
+    return None
+
+
+@public_page(bp, "/badge.svg", topics=STATUS_TOPICS, content_type=ContentType.SVG, headers=EMBEDDABLE)
+def page_badge(ctx: RenderContext) -> Rendered:
+    """The page's top-level status, e.g. `status | all systems operational`."""
+    return ctx.text(_page_badge_svg(None), ContentType.SVG)
+
+
+def _badge_members() -> list[dict[str, str]]:
+    return [{"ref": str(c.id)} for c in list_components()] + [{"ref": f"group-{g.id}"} for g in list_groups()]
+
+
+def _badges_affected(changes: ChangeSet) -> tuple[list[dict], list[dict]]:
+    return (_badge_members(), []) if changes.touches(STATUS_TOPICS) else ([], [])
+
+
+@public_family(bp, "/badge/<string:ref>.svg", members=_badge_members, affected=_badges_affected,
+               content_type=ContentType.SVG, headers=EMBEDDABLE)
+def component_badge(ctx: RenderContext, ref: str) -> Rendered:
+    """A component's (`/badge/3.svg`) or a group's (`/badge/group-2.svg`, the ids of the v2 JSON) status."""
+    item, is_group = _badge_target(ref)
+    if item is None:
+        raise NotFound()  # gone: its file is removed
+    return ctx.text(_component_badge_svg(item, is_group, None), ContentType.SVG)
+
+
+@public_page(bp, "/api/v2/uptime.json", topics=STATUS_TOPICS, content_type=ContentType.JSON, cors=True,
+             refresh_every=UPTIME_REFRESH)
+def uptime_json(ctx: RenderContext) -> Rendered:
+    return ctx.json(uptime_dict(ctx.uptime, page_updated_at(ctx.components, list_groups())))
 
 
 # --- the embeddable widget -------------------------------------------------------------------
@@ -167,12 +194,10 @@ def script_json(data: dict) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-@bp.get("/embed.js")
-def embed_js():
+@public_page(bp, "/embed.js", topics=STATUS_TOPICS, content_type=ContentType.JAVASCRIPT, cors=True,
+             headers=EMBEDDABLE)
+def embed_js(ctx: RenderContext) -> Rendered:
     """The widget with the current status inlined: other sites need one <script> tag and no
-    request to any API (so no CORS), and the published snapshot can store it as a file."""
-    body = widget_source().replace(DATA_SLOT, script_json(widget_data()), 1)
-    response = public_response(body, "text/javascript")
-    # For <script crossorigin> tags (error details, strict setups); the body is public anyway.
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
+    request to any API (so no CORS needed; it is sent anyway, for <script crossorigin> tags), and
+    the published snapshot stores it as a file."""
+    return ctx.text(widget_source().replace(DATA_SLOT, script_json(widget_data()), 1), ContentType.JAVASCRIPT)

@@ -98,7 +98,8 @@ def register_http(app: Flask) -> None:
             # A page that does not exist is a 404 page, not a redirect with a message.
             return render_template("error.html", code=404, name="Not found", description=exc.message), 404
         flash(exc.message, "error")
-        return redirect(back_url("/")), 303
+        # Flashed messages show on admin pages (public pages come from the published snapshot).
+        return redirect(back_url("/admin/")), 303
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
@@ -147,6 +148,9 @@ def register_http(app: Flask) -> None:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         if request.path.startswith("/admin") or request.path.startswith("/api/v1"):
             response.headers["Cache-Control"] = "no-store"
+        if request.path.startswith("/api/v2/") or request.path == "/feed.atom":
+            # Public data: widgets on other sites may read it (errors included, so they can tell).
+            response.headers.setdefault("Access-Control-Allow-Origin", "*")
         return response
 
     @app.before_request

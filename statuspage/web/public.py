@@ -1,70 +1,146 @@
-"""Public pages: the status page, incident pages, history, Atom feed, PWA files."""
+"""Public pages: the status page, incident pages, history, Atom feed, PWA files.
+
+Each is a registered public path (statuspage/publish/registry.py): its render function below is
+used both to write the published snapshot and, when a file is missing, to answer live.
+"""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, send_from_directory, url_for
-from sqlalchemy import func, select
+from flask import Blueprint, abort, current_app, render_template, request, url_for
+from sqlalchemy import and_, func, or_, select
 
 from ..extensions import db
 from ..incidents import get_incident, recently_resolved
-from ..models import Incident
-from ..summary import build_summary
+from ..models import RESOLVED_INCIDENT_STATUSES, Incident
+from ..publish.assets import asset_manifest
+from ..publish.registry import REGISTRY, ChangeSet, Topic, public_family, public_page
+from ..publish.render import ContentType, RenderContext, Rendered
+from ..publish.serve import REVALIDATE, serve_page
 from ..timeutil import iso
-from ..uptime import build_uptime
 from ..validation import ascii_int
 
 bp = Blueprint("public", __name__)
 
 HISTORY_PAGE_SIZE = 20
+# Every HTML page carries the subscribe control, which lists the components.
+PAGE_TOPICS = {Topic.COMPONENTS, Topic.SUBSCRIBE}
 
 
-def push_context(components) -> dict:
-    from ..push.settings import push_available
-
-    return {
-        "push_enabled": push_available(),
-        "push_components": [
-            {"id": c.id, "name": c.name, "group": c.group.name if c.group else None} for c in components
-        ],
-    }
+# The day bars move on at local midnight without any change in the database: re-rendered at
+# least this often (unchanged bytes keep their validators).
+UPTIME_REFRESH = timedelta(minutes=10)
 
 
-@bp.get("/")
-def index():
-    s = build_summary()
-    return render_template("index.html", s=s, recent=recently_resolved(5), uptime=build_uptime(),
-                           **push_context(s.components))
+@public_page(bp, "/", topics=PAGE_TOPICS | {Topic.COMPONENT_STATUS, Topic.INCIDENTS}, refresh_every=UPTIME_REFRESH)
+def index(ctx: RenderContext) -> Rendered:
+    return ctx.html("index.html", s=ctx.summary, recent=recently_resolved(5), uptime=ctx.uptime)
 
 
-@bp.get("/incidents/<int:incident_id>")
-def incident(incident_id: int):
-    item = get_incident(incident_id, kind=None)
-    from ..components import list_components
+# --- incident pages ----------------------------------------------------------------------------
 
-    return render_template("incident.html", incident=item, **push_context(list_components()))
+def _incident_members() -> list[dict[str, Any]]:
+    return [{"incident_id": i} for i in db.session.execute(select(Incident.id).order_by(Incident.id)).scalars()]
 
 
-@bp.get("/history")
-def history():
-    page = ascii_int(request.args.get("page", "1"))
-    page = page if page is not None and 0 < page < 100000 else 1
+def _incident_affected(changes: ChangeSet) -> tuple[list[dict], list[dict]]:
+    """The changed incidents now; every page when the subscribe control changed (open incidents
+    and maintenances now, the rest newest first, spread over later rounds)."""
+    urgent = {i: None for i in sorted(changes.incident_ids)}
+    deferred: list[int] = []
+    if changes.touches(PAGE_TOPICS):
+        for incident_id, status in db.session.execute(
+                select(Incident.id, Incident.status).order_by(Incident.updated_at.desc(), Incident.id.desc())):
+            if status not in (*RESOLVED_INCIDENT_STATUSES, "completed"):
+                urgent.setdefault(incident_id, None)
+            elif incident_id not in urgent:
+                deferred.append(incident_id)
+    return [{"incident_id": i} for i in urgent], [{"incident_id": i} for i in deferred]
+
+
+@public_family(bp, "/incidents/<int:incident_id>", members=_incident_members, affected=_incident_affected)
+def incident(ctx: RenderContext, incident_id: int) -> Rendered:
+    return ctx.html("incident.html", incident=get_incident(incident_id, kind=None))
+
+
+# --- history -----------------------------------------------------------------------------------
+
+def _history_order():
+    return func.coalesce(Incident.scheduled_for, Incident.created_at)
+
+
+def _history_pages() -> int:
     total = db.session.execute(select(func.count(Incident.id))).scalar_one()
-    items = db.session.execute(
-        select(Incident).order_by(func.coalesce(Incident.scheduled_for, Incident.created_at).desc(), Incident.id.desc())
-        .limit(HISTORY_PAGE_SIZE).offset((page - 1) * HISTORY_PAGE_SIZE)
-    ).scalars().all()
-    pages = max(1, (total + HISTORY_PAGE_SIZE - 1) // HISTORY_PAGE_SIZE)
+    return max(1, (total + HISTORY_PAGE_SIZE - 1) // HISTORY_PAGE_SIZE)
+
+
+def _history(ctx: RenderContext, page: int) -> Rendered:
+    pages = _history_pages()
     if page > pages:
         abort(404)
-    from ..components import list_components
+    items = db.session.execute(
+        select(Incident).order_by(_history_order().desc(), Incident.id.desc())
+        .limit(HISTORY_PAGE_SIZE).offset((page - 1) * HISTORY_PAGE_SIZE)
+    ).scalars().all()
+    return ctx.html("history.html", items=items, page=page, pages=pages)
 
-    return render_template("history.html", items=items, page=page, pages=pages, **push_context(list_components()))
+
+def _history_page_of(incident_id: int) -> int | None:
+    item = db.session.get(Incident, incident_id)
+    if item is None:
+        return None
+    key = item.scheduled_for or item.created_at
+    before = db.session.execute(select(func.count(Incident.id)).where(or_(
+        _history_order() > key, and_(_history_order() == key, Incident.id > item.id)))).scalar_one()
+    return before // HISTORY_PAGE_SIZE + 1
 
 
-@bp.get("/feed.atom")
-def feed():
+def _history_members() -> list[dict[str, Any]]:
+    return [{"page": p} for p in range(2, _history_pages() + 1)]
+
+
+def _history_affected(changes: ChangeSet) -> tuple[list[dict], list[dict]]:
+    """Older pages when incidents were added, removed or re-dated (every page shifts) or the
+    subscribe control changed; otherwise only the pages that show a changed incident."""
+    if changes.touches(PAGE_TOPICS | {Topic.INCIDENT_LIST}):
+        return [], _history_members()
+    pages = {_history_page_of(i) for i in changes.incident_ids}
+    return [{"page": p} for p in sorted(p for p in pages if p and p > 1)], []
+
+
+@public_page(bp, "/history", topics=PAGE_TOPICS | {Topic.INCIDENTS, Topic.INCIDENT_LIST})
+def history(ctx: RenderContext) -> Rendered:
+    return _history(ctx, 1)
+
+
+@public_family(bp, "/history/<int:page>", members=_history_members, affected=_history_affected,
+               endpoint="history_page")
+def history_page(ctx: RenderContext, page: int) -> Rendered:
+    if page < 2:
+        abort(404)  # page 1 is /history
+    return _history(ctx, page)
+
+
+@bp.before_request
+def history_query_pages():
+    """``/history?page=N`` (the URLs of earlier releases) answers with ``/history/N``'s bytes."""
+    if request.endpoint != "public.history" or "page" not in request.args:
+        return None
+    raw = request.args["page"]
+    number = ascii_int(raw)
+    number = number if number is not None and 0 < number < 100000 else 1
+    if number == 1:
+        return None
+    return serve_page(REGISTRY.by_endpoint("public.history_page"), {"page": number})
+
+
+# --- feed and PWA files ------------------------------------------------------------------------
+
+@public_page(bp, "/feed.atom", topics={Topic.INCIDENTS}, content_type=ContentType.ATOM, cors=True)
+def feed(ctx: RenderContext) -> Rendered:
     items = db.session.execute(
         select(Incident).order_by(Incident.updated_at.desc(), Incident.id.desc()).limit(50)
     ).scalars().all()
@@ -72,7 +148,7 @@ def feed():
     updated = max((i.updated_at for i in items), default=None)
     body = render_template("feed.xml", items=items, site_url=site_url, updated=iso(updated) or "1970-01-01T00:00:00Z",
                            iso=iso, content_html=_entry_html)
-    return Response(body, mimetype="application/atom+xml")
+    return ctx.text(body, ContentType.ATOM)
 
 
 def _entry_html(item: Incident) -> str:
@@ -93,26 +169,26 @@ def _entry_html(item: Incident) -> str:
     return str("".join(parts))
 
 
-@bp.get("/sw-push.js")
-def service_worker():
-    # Served from the root so its scope can be "/"; no-cache so a new version is picked up at once.
-    response = send_from_directory(current_app.static_folder, "sw-push.js", mimetype="text/javascript",
-                                   max_age=0)
-    response.headers["Service-Worker-Allowed"] = "/"
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+# Served from the root so its scope can be "/"; no-cache so a new version is picked up at once.
+@public_page(bp, "/sw-push.js", topics=(), content_type=ContentType.JAVASCRIPT, cache_control=REVALIDATE,
+             headers={"Service-Worker-Allowed": "/"}, endpoint="service_worker")
+def service_worker(ctx: RenderContext) -> Rendered:
+    # Its importScripts() URLs are content-hashed, so a change in an imported file is a change
+    # in this file's bytes: browsers install the new worker at their next update check.
+    return Rendered(asset_manifest().assets["sw-push.js"].body, ContentType.JAVASCRIPT)
 
 
-@bp.get("/manifest.webmanifest")
-def manifest():
-    path = Path(current_app.static_folder) / "manifest.json"
-    data = json.loads(path.read_text())
+@public_page(bp, "/manifest.webmanifest", topics=(), content_type=ContentType.MANIFEST, cache_control=REVALIDATE)
+def manifest(ctx: RenderContext) -> Rendered:
+    data = json.loads((Path(current_app.static_folder) / "manifest.json").read_text())
     name = current_app.config["SITE_NAME"]
     data["name"] = name
     data["short_name"] = name[:12]
-    response = current_app.response_class(json.dumps(data, indent=2), mimetype="application/manifest+json")
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+    assets = asset_manifest()
+    for icon in data.get("icons", []):
+        if icon.get("src", "").startswith("/static/"):
+            icon["src"] = assets.url(icon["src"][len("/static/"):])
+    return ctx.text(json.dumps(data, indent=2), ContentType.MANIFEST)
 
 
 @bp.get("/favicon.ico")

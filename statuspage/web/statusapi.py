@@ -1,13 +1,23 @@
-"""Statuspage-compatible public JSON API under /api/v2 (same field names and enums)."""
+"""Statuspage-compatible public JSON API under /api/v2 (same field names and enums).
+
+Each document is a registered public path (statuspage/publish/registry.py): published as a file
+(``api/v2/summary.json``...), served with ``Access-Control-Allow-Origin: *`` so widgets on other
+sites can read it.
+"""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint
 
 from ..incidents import list_incidents
+from ..publish.registry import Topic, public_page
+from ..publish.render import ContentType, RenderContext, Rendered
 from ..serializers import component_dict, group_dict, incident_dict, page_dict
-from ..summary import Summary, build_summary
+from ..summary import Summary
 
 bp = Blueprint("statusapi", __name__, url_prefix="/api/v2")
+
+# The page's updated_at is the newest component or open incident: every document depends on both.
+SUMMARY = {Topic.COMPONENT_STATUS, Topic.COMPONENTS, Topic.INCIDENTS}
 
 
 def _components(s: Summary) -> list[dict]:
@@ -19,10 +29,14 @@ def _status(s: Summary) -> dict:
     return {"indicator": s.indicator, "description": s.description}
 
 
-@bp.get("/summary.json")
-def summary():
-    s = build_summary()
-    return jsonify({
+def _document(rule: str, endpoint: str):
+    return public_page(bp, rule, topics=SUMMARY, content_type=ContentType.JSON, cors=True, endpoint=endpoint)
+
+
+@_document("/summary.json", "summary")
+def summary(ctx: RenderContext) -> Rendered:
+    s = ctx.summary
+    return ctx.json({
         "page": page_dict(s.updated_at),
         "components": _components(s),
         "incidents": [incident_dict(i) for i in s.incidents],
@@ -31,46 +45,47 @@ def summary():
     })
 
 
-@bp.get("/status.json")
-def status():
-    s = build_summary()
-    return jsonify({"page": page_dict(s.updated_at), "status": _status(s)})
+@_document("/status.json", "status")
+def status(ctx: RenderContext) -> Rendered:
+    s = ctx.summary
+    return ctx.json({"page": page_dict(s.updated_at), "status": _status(s)})
 
 
-@bp.get("/components.json")
-def components():
-    s = build_summary()
-    return jsonify({"page": page_dict(s.updated_at), "components": _components(s)})
+@_document("/components.json", "components")
+def components(ctx: RenderContext) -> Rendered:
+    s = ctx.summary
+    return ctx.json({"page": page_dict(s.updated_at), "components": _components(s)})
 
 
-@bp.get("/incidents.json")
-def incidents():
-    s = build_summary()
-    return jsonify({"page": page_dict(s.updated_at), "incidents": [incident_dict(i) for i in list_incidents(limit=50)]})
+@_document("/incidents.json", "incidents")
+def incidents(ctx: RenderContext) -> Rendered:
+    s = ctx.summary
+    return ctx.json({"page": page_dict(s.updated_at),
+                     "incidents": [incident_dict(i) for i in list_incidents(limit=50)]})
 
 
-@bp.get("/incidents/unresolved.json")
-def incidents_unresolved():
-    s = build_summary()
-    return jsonify({"page": page_dict(s.updated_at), "incidents": [incident_dict(i) for i in s.incidents]})
+@_document("/incidents/unresolved.json", "incidents_unresolved")
+def incidents_unresolved(ctx: RenderContext) -> Rendered:
+    s = ctx.summary
+    return ctx.json({"page": page_dict(s.updated_at), "incidents": [incident_dict(i) for i in s.incidents]})
 
 
-@bp.get("/scheduled-maintenances.json")
-def maintenances():
-    s = build_summary()
+@_document("/scheduled-maintenances.json", "maintenances")
+def maintenances(ctx: RenderContext) -> Rendered:
+    s = ctx.summary
     items = list_incidents(kind="maintenance", limit=50)
-    return jsonify({"page": page_dict(s.updated_at), "scheduled_maintenances": [incident_dict(m) for m in items]})
+    return ctx.json({"page": page_dict(s.updated_at), "scheduled_maintenances": [incident_dict(m) for m in items]})
 
 
-@bp.get("/scheduled-maintenances/upcoming.json")
-def maintenances_upcoming():
-    s = build_summary()
-    return jsonify({"page": page_dict(s.updated_at),
-                    "scheduled_maintenances": [incident_dict(m) for m in s.upcoming]})
+@_document("/scheduled-maintenances/upcoming.json", "maintenances_upcoming")
+def maintenances_upcoming(ctx: RenderContext) -> Rendered:
+    s = ctx.summary
+    return ctx.json({"page": page_dict(s.updated_at),
+                     "scheduled_maintenances": [incident_dict(m) for m in s.upcoming]})
 
 
-@bp.get("/scheduled-maintenances/active.json")
-def maintenances_active():
-    s = build_summary()
-    return jsonify({"page": page_dict(s.updated_at),
-                    "scheduled_maintenances": [incident_dict(m) for m in s.active_maintenance]})
+@_document("/scheduled-maintenances/active.json", "maintenances_active")
+def maintenances_active(ctx: RenderContext) -> Rendered:
+    s = ctx.summary
+    return ctx.json({"page": page_dict(s.updated_at),
+                     "scheduled_maintenances": [incident_dict(m) for m in s.active_maintenance]})

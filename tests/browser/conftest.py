@@ -461,3 +461,19 @@ def shot(page, name: str, *, selector: str | None = None, full_page: bool = Fals
         page.screenshot(path=str(path), full_page=full_page, animations="disabled")
     return path
 
+
+
+def wait_until_published(live: LiveApp, path: str, text: str, timeout: float = 15.0) -> None:
+    """Anonymous visitors get the published snapshot, which follows a change within about a second
+    (statuspage/publish/): wait until `path` shows `text` before a visitor's page loads it."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(live.url + path, timeout=10) as response:
+            if text in response.read().decode("utf-8", "replace"):
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} did not show {text!r} within {timeout} s")
+        time.sleep(0.1)

@@ -17,7 +17,7 @@ from statuspage.extensions import db
 from statuspage.models import Component, ComponentStatusChange, Incident, incident_components
 from statuspage.timeutil import utcnow
 
-from .conftest import CSP_WATCH_JS, api_call, shot
+from .conftest import CSP_WATCH_JS, api_call, shot, wait_until_published
 
 pytestmark = pytest.mark.browser
 
@@ -109,6 +109,7 @@ def test_widget_banner_during_an_incident_with_nonce_and_strict_dynamic(live, co
         "name": "Checkout is failing", "impact": "critical", "body": "We are on it.",
         "components": {str(live.components["API"]): "major_outage"}})
     assert code == 201
+    wait_until_published(live, "/embed.js", "Checkout is failing")
     try:
         csp = strict_csp(live, " 'nonce-r4nd0m' 'strict-dynamic'").replace(f"script-src {live.url} ", "script-src ")
         url = host_site.page("/banner", csp, f"""
