@@ -1,13 +1,17 @@
 """Chromium shows the notification for both payload shapes (classic JSON and Declarative Web Push),
-delivered to the real service worker through the DevTools protocol."""
+delivered to the real service worker through the DevTools protocol; a visit re-sends the page's
+subscription (at most daily), keeping last_seen_at true."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect
 
+from statuspage.extensions import db
 from statuspage.push.formats import encode_for
+from statuspage.push.subscriptions import find_subscription
 
 from .conftest import api_call, subscribe_in_page
 
@@ -85,3 +89,36 @@ def test_a_declarative_test_push_from_the_server_shows_in_chromium(live, page, b
     [note] = push.notifications(tag="test")
     assert note["title"] == "Example Status: test notification"
     assert note["data"]["url"] == live.url + "/"
+
+
+def _last_seen(live, endpoint: str):
+    with live.db():
+        return find_subscription(endpoint).last_seen_at
+
+
+def test_a_visit_re_sends_the_subscription_at_most_daily_keeping_last_seen(live, page, browser_push):
+    """The page re-sends its current subscription on a visit (rate-limited to once a day per
+    browser), so the server knows the browser still holds it (PUSH_STALE_DAYS)."""
+    sim_sub = browser_push.prepare()
+    browser_push.install()
+    subscribe_in_page(page, live)
+    with live.db():
+        row = find_subscription(sim_sub.endpoint)
+        row.last_seen_at -= timedelta(days=30)
+        db.session.commit()
+    old = _last_seen(live, sim_sub.endpoint)
+
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and r.url.endswith(
+        "/api/push/subscriptions") else None)
+    page.reload()  # visited again within the day: nothing sent
+    expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "subscribed")
+    page.wait_for_timeout(300)
+    assert posts == [] and _last_seen(live, sim_sub.endpoint) == old
+
+    page.evaluate("globalThis.StatusPush.store.set('lastSync', Date.now() - 25 * 3600 * 1000)")
+    with page.expect_response(lambda r: r.url.endswith("/api/push/subscriptions")
+                              and r.request.method == "POST") as posted:
+        page.reload()  # a day later
+    assert posted.value.status == 200
+    assert _last_seen(live, sim_sub.endpoint) > old + timedelta(days=29)
