@@ -167,3 +167,19 @@ def test_test_push_follows_the_payload_format(eager_app, sim, eager_api):
     assert result.exit_code == 0, result.output
     [message] = sim.wait_for(1, token=sub.token)
     assert message.declarative and message.payload["notification"]["data"]["event"] == "test"
+
+
+def test_admin_settings_form_sets_the_payload_format(eager_app, eager_api):
+    browser = eager_app.test_client()  # eager_api made admin@example.com (tests/conftest.py)
+    r = browser.post("/admin/login", data={"email": "admin@example.com", "password": "correct horse battery"})
+    assert r.status_code == 302
+    page = browser.get("/admin/push").get_data(as_text=True)
+    assert '<option value="auto" selected>' in page and 'name="payload_format"' in page
+    form = {"section": "settings", "enabled": "1", "icon_url": "", "badge_url": "", "payload_format": "declarative"}
+    assert browser.post("/admin/push", data=form).status_code == 302
+    assert eager_api.get("/api/v1/push/settings").json["payload_format"] == "declarative"
+    assert '<option value="declarative" selected>' in browser.get("/admin/push").get_data(as_text=True)
+    browser.post("/admin/push", data={**form, "payload_format": "apple"})
+    page = browser.get("/admin/push").get_data(as_text=True)
+    assert "payload_format must be one of: auto, classic, declarative" in page
+    assert eager_api.get("/api/v1/push/settings").json["payload_format"] == "declarative"
