@@ -17,6 +17,16 @@ from .conftest import api_call, subscribe_in_page
 
 pytestmark = pytest.mark.browser
 
+
+@pytest.fixture
+def leave_no_subscriber(live, browser_push):
+    """The live server is shared by the session: the subscriptions made here are unsubscribed after
+    the test, so later tests count only their own deliveries."""
+    yield
+    for sim_sub in browser_push.prepared:
+        code = live.app.test_client().delete("/api/push/subscriptions", json={"endpoint": sim_sub["endpoint"]})
+        assert code.status_code in (204, 404)
+
 NOTE_DETAILS_JS = """
 async (tag) => {
   const reg = await navigator.serviceWorker.ready;
@@ -65,7 +75,8 @@ def test_a_declarative_push_with_a_foreign_link_opens_the_site_instead(live, pag
     assert details["silent"] is True  # silent drops renotify, which Chromium refuses beside it
 
 
-def test_a_declarative_test_push_from_the_server_shows_in_chromium(live, page, browser_push, sw_push):
+def test_a_declarative_test_push_from_the_server_shows_in_chromium(live, page, browser_push, sw_push,
+                                                                    leave_no_subscriber):
     """payload_format=declarative: the server sends the WebKit shape (the simulator decrypts and
     checks it), and the same bytes delivered to Chromium's service worker show the notification."""
     status, _ = api_call(live, "PUT", "/api/v1/push/settings", {"payload_format": "declarative"})
@@ -96,7 +107,8 @@ def _last_seen(live, endpoint: str):
         return find_subscription(endpoint).last_seen_at
 
 
-def test_a_visit_re_sends_the_subscription_at_most_daily_keeping_last_seen(live, page, browser_push):
+def test_a_visit_re_sends_the_subscription_at_most_daily_keeping_last_seen(live, page, browser_push,
+                                                                          leave_no_subscriber):
     """The page re-sends its current subscription on a visit (rate-limited to once a day per
     browser), so the server knows the browser still holds it (PUSH_STALE_DAYS)."""
     sim_sub = browser_push.prepare()
