@@ -6,13 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from collections.abc import Iterator
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import func, select
 
 from statuspage import create_app
 from statuspage.config import ConfigError
+from statuspage.extensions import db
+from statuspage.models import AdminAlert
 from statuspage.push.crypto import (
     MAX_PLAINTEXT,
     VapidSigner,
@@ -21,6 +25,7 @@ from statuspage.push.crypto import (
     generate_vapid_keypair,
     public_key_b64,
 )
+from statuspage.push.delivery import get_sender
 from statuspage.push.formats import encode_for
 from statuspage.push.keys import subject_problem
 from statuspage.push.sender import OutgoingPush, PushOutcome, PushSender, classify
@@ -177,3 +182,49 @@ def test_every_payload_fits_the_smallest_body_any_known_service_accepts():
         assert len(plaintext) <= MAX_PLAINTEXT
         json.loads(plaintext)
         assert len(encrypt_aes128gcm(plaintext, p256dh, secrets.token_bytes(16))) <= smallest_max_body()
+
+
+# --- the same quirks through a whole delivery --------------------------------------------------------
+
+def _wait_for(check, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_a_wns_subscriber_throttled_with_406_waits_for_retry_after(eager_app, eager_api):
+    """An incident to a WNS endpoint whose service answers 406 + Retry-After: 120: the delivery
+    waits in state retry for 120 s (not failed, no admin alert), and TTL 0 went out with no-cache."""
+    ph.generate_keys(eager_app)
+    sub = ph.browser_subscription(WNS)
+    sub_id = eager_api.client.post("/api/push/subscriptions", json=sub).json["id"]
+    assert eager_api.put("/api/v1/triggers", json={"incident.created": {"ttl": 0}}).status_code == 200
+    made: list[CannedTransport] = []
+    with eager_app.app_context():
+        sender = get_sender()  # the worker's cached sender: only its wire is replaced
+
+        def factory(loop):
+            made.append(CannedTransport(loop, 406, {"Retry-After": "120"}))
+            return made[-1]
+
+        sender._transport_factory = factory
+    r = eager_api.post("/api/v1/incidents", json={"name": "Throttled", "impact": "minor", "body": "x"})
+    assert r.status_code == 201
+    [event] = _wait_for(lambda: [e for e in ph.event_rows(eager_app) if e.fanned_out_at])
+
+    def retrying():
+        row = ph.delivery_rows(eager_app, event.id).get(sub_id)
+        return row if row is not None and row.outcome == "retry" else None
+
+    delivery = _wait_for(retrying)
+    assert (delivery.status_code, delivery.reason) == (406, "will retry: 406 Not Acceptable")
+    assert 110 <= (delivery.next_attempt_at - delivery.updated_at).total_seconds() <= 130
+    [request] = made[0].requests
+    assert request["host"].endswith(".notify.windows.com")
+    assert (request["TTL"], request["X-WNS-Cache-Policy"]) == ("0", "no-cache")
+    with eager_app.app_context():
+        assert db.session.execute(select(func.count()).select_from(AdminAlert)).scalar_one() == 0
