@@ -21,6 +21,8 @@ from statuspage.push.crypto import (
     MAX_PLAINTEXT,
     VapidSigner,
     b64url_decode,
+    b64url_encode,
+    decrypt_aes128gcm,
     encrypt_aes128gcm,
     generate_vapid_keypair,
     public_key_b64,
@@ -45,9 +47,11 @@ class CannedTransport:
     def __init__(self, loop: asyncio.AbstractEventLoop, status: int, headers: dict[str, str]) -> None:
         self.loop, self.status, self.headers = loop, status, headers
         self.requests: list[dict[str, str]] = []
+        self.bodies: list[bytes] = []
 
     def submit(self, origin, authority, path, headers, body, deadline, on_done):
         self.requests.append({"host": authority, **dict(headers)})
+        self.bodies.append(body)
         response = Response(self.status, Headers({k.lower(): v for k, v in self.headers.items()}), b"throttled")
         self.loop.call_soon(on_done, response, None)
         return object()
@@ -228,3 +232,32 @@ def test_a_wns_subscriber_throttled_with_406_waits_for_retry_after(eager_app, ea
     assert (request["TTL"], request["X-WNS-Cache-Policy"]) == ("0", "no-cache")
     with eager_app.app_context():
         assert db.session.execute(select(func.count()).select_from(AdminAlert)).scalar_one() == 0
+
+
+def test_auto_format_sends_each_service_its_shape_in_one_fan_out(eager_app, eager_api):
+    """payload_format auto: in one event, the Apple subscriber's message decrypts to Declarative
+    Web Push and the FCM subscriber's to the classic JSON (same title and link)."""
+    ph.generate_keys(eager_app)
+    keys = {}
+    for endpoint in (APPLE, FCM):
+        private = ec.generate_private_key(ec.SECP256R1())
+        auth = secrets.token_bytes(16)
+        body = {"endpoint": endpoint, "expirationTime": None,
+                "keys": {"p256dh": public_key_b64(private), "auth": b64url_encode(auth)}}
+        assert eager_api.client.post("/api/push/subscriptions", json=body).status_code == 201
+        keys[endpoint.split("/")[2]] = (private, auth)
+    made: list[CannedTransport] = []
+    with eager_app.app_context():
+        get_sender()._transport_factory = lambda loop: made.append(CannedTransport(loop, 201, {})) or made[-1]
+    r = eager_api.post("/api/v1/incidents", json={"name": "Login errors", "impact": "minor", "body": "Looking."})
+    incident_id = r.json["id"]
+    _wait_for(lambda: [e for e in ph.event_rows(eager_app) if e.state == "done"])
+    received = {}
+    for request, body in zip(made[0].requests, made[0].bodies, strict=True):
+        private, auth = keys[request["host"]]
+        received[request["host"]] = json.loads(decrypt_aes128gcm(body, private, auth))
+    apple, fcm = received["web.push.apple.com"], received["fcm.googleapis.com"]
+    assert apple["web_push"] == 8030 and apple["mutable"] is True
+    assert apple["notification"]["title"] == fcm["title"] == "Example Status: Login errors"
+    assert apple["notification"]["navigate"] == fcm["url"] == f"https://status.example.com/incidents/{incident_id}"
+    assert "web_push" not in fcm
