@@ -410,7 +410,7 @@ def run_fanout(app, n: int, workers: list[subprocess.Popen], timeout: float) -> 
         from statuspage.push.delivery import _prepare
 
         db.session.remove()
-        payload = _prepare(db.session.get(Event, event_id)).payload
+        payload = _prepare(db.session.get(Event, event_id)).payload_for("")
         cpu = [_cpu_seconds(pid) - c for pid, c in zip(pids, cpu0, strict=True)]
         pg_cpu = postgres_cpu() - pg_cpu0
         db.session.remove()

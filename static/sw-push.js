@@ -1,8 +1,12 @@
 /*
  * Push service worker for the status page. Served at /sw-push.js with scope "/".
  *
- * Payload (JSON): {"title","body","icon","badge","url","tag","event","timestamp"}.
- * Every push shows a notification (userVisibleOnly), whatever the payload looks like.
+ * Payload (JSON), one of two shapes (statuspage/push/formats.py):
+ *   classic:     {"title","body","icon","badge","url","tag","event","timestamp"}
+ *   declarative: {"web_push":8030,"notification":{"title","body","navigate","lang","dir","tag",
+ *                 "silent","data":{"icon","badge","url","event","timestamp"}},"mutable":true}
+ * (Safari 18.4+ shows a declarative one by itself when this worker is gone; with "mutable" it
+ * still comes here first.) Every push shows a notification (userVisibleOnly), whatever it looks like.
  */
 'use strict';
 
@@ -54,13 +58,25 @@ function toTimestamp(value) {
   return typeof ms === 'number' && isFinite(ms) ? ms : undefined;
 }
 
+/** A Declarative Web Push message as the classic payload (anything else unchanged). */
+function fromDeclarative(parsed) {
+  const n = parsed.notification;
+  if (parsed.web_push !== 8030 || !n || typeof n !== 'object' || Array.isArray(n)) return parsed;
+  const data = (n.data && typeof n.data === 'object' && !Array.isArray(n.data)) ? n.data : {};
+  return {
+    ...data,
+    title: n.title, body: n.body, tag: n.tag, lang: n.lang, dir: n.dir, silent: n.silent,
+    url: typeof n.navigate === 'string' && n.navigate ? n.navigate : data.url,
+  };
+}
+
 function parsePayload(data) {
   if (!data) return {};
   let text = '';
   try { text = data.text(); } catch (e) { return {}; }
   try {
     const parsed = JSON.parse(text);
-    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed;
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return fromDeclarative(parsed);
     if (typeof parsed === 'string') return { body: parsed };
   } catch (e) { /* not JSON */ }
   return text ? { body: text } : {};
@@ -82,6 +98,12 @@ function buildNotification(payload) {
   }
   const ts = toTimestamp(payload.timestamp);
   if (ts !== undefined) options.timestamp = ts;
+  if (str(payload.lang)) options.lang = payload.lang;
+  if (['auto', 'ltr', 'rtl'].includes(payload.dir)) options.dir = payload.dir;
+  if (payload.silent === true) {
+    options.silent = true;
+    delete options.renotify; // the Notifications API refuses silent together with renotify
+  }
   return { title, options };
 }
 

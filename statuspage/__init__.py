@@ -36,6 +36,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.update(test_config)
     _ensure_secret_key(app)
     _check_rate_limits(app)
+    _check_vapid_subject(app)
 
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
     from .integrations.logs import redact_tokens_in_logs
@@ -105,6 +106,17 @@ def _check_rate_limits(app: Flask) -> None:
                 parse_many(value)
             except ValueError as exc:
                 raise ConfigError(f"{key}: {exc} (expected e.g. '30 per minute; 300 per day')") from None
+
+
+def _check_vapid_subject(app: Flask) -> None:
+    """A VAPID_SUBJECT Apple refuses would fail every Safari subscriber at the first push."""
+    from .push.keys import subject_problem
+
+    subject = app.config.get("VAPID_SUBJECT")
+    problem = subject_problem(subject) if subject else None
+    if problem:
+        raise ConfigError(f"VAPID_SUBJECT={subject!r} would be rejected by Apple's push service: {problem}. "
+                          "Use a real address, e.g. mailto:ops@your-domain.com, or an https URL of your site.")
 
 
 def _ensure_secret_key(app: Flask) -> None:

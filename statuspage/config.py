@@ -85,6 +85,9 @@ def load_config(instance_path: str) -> dict:
         # Expired/unsubscribed subscriptions older than this many days are deleted by the sweeper
         # (1000 per run); 0 keeps them forever.
         "PUSH_PRUNE_DAYS": _int("PUSH_PRUNE_DAYS", 30),
+        # Active subscriptions with no successful delivery and no visit (the page re-sends its
+        # subscription at most daily) for this many days are expired by the sweeper; 0 never.
+        "PUSH_STALE_DAYS": _int("PUSH_STALE_DAYS", 60),
         # How many reverse proxies in front of the app append X-Forwarded-For/-Proto (0 = none:
         # the headers are ignored, so a client cannot pick its own rate-limit key).
         "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),

@@ -386,6 +386,9 @@ class Subscription(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_active_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The page re-sends its subscription on each visit (rate-limited): proof the browser still
+    # holds it, since Safari can answer 201 for subscriptions it revoked (see PUSH_STALE_DAYS).
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     components: Mapped[list[Component]] = relationship(secondary=subscription_components)
 
@@ -430,6 +433,8 @@ class PushSettings(db.Model):
     icon_url: Mapped[str | None] = mapped_column(String(500))
     badge_url: Mapped[str | None] = mapped_column(String(500))
     debounce_seconds: Mapped[int | None] = mapped_column(Integer)
+    # push.formats.PayloadFormat: auto (declarative for Apple endpoints), classic or declarative.
+    payload_format: Mapped[str] = mapped_column(String(16), default="auto", server_default="auto")
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 

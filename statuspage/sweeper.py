@@ -10,7 +10,7 @@ from .incidents import run_due_maintenances
 from .integrations import service as integrations
 from .publish import sweep as publish_sweep
 from .push.delivery import requeue_stalled
-from .push.subscriptions import prune_subscriptions
+from .push.subscriptions import expire_stale_subscriptions, prune_subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,9 @@ def sweep() -> dict[str, int]:
     integrations.prune()
     dispatched = dispatch_pending()
     requeued = requeue_stalled()
+    stale = 0
+    if current_app.config.get("PUSH_STALE_DAYS"):
+        stale = expire_stale_subscriptions(current_app.config["PUSH_STALE_DAYS"], limit=1000)
     pruned = 0
     if current_app.config.get("PUSH_PRUNE_DAYS"):
         # A little at a time: a flood of dead subscriptions is cleaned without long transactions.
@@ -32,4 +35,4 @@ def sweep() -> dict[str, int]:
     # Last: the maintenance transitions above are published in the same sweep.
     published = publish_sweep()["published"]
     return {"maintenances": started, "heartbeats_missed": missed, "components_reconciled": reconciled,
-            "dispatched": dispatched, "requeued": requeued, "pruned": pruned, "published": published}
+            "dispatched": dispatched, "requeued": requeued, "stale": stale, "pruned": pruned, "published": published}

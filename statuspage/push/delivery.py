@@ -49,12 +49,13 @@ from ..models import (
 )
 from ..timeutil import utcnow
 from .crypto import VapidSigner, b64url_decode
+from .formats import PayloadFormat, encode_for, uses_declarative
 from .keys import KeysUnavailable, current_keys
 from .retry import retry_policy
 from .sender import OutgoingPush, PushOutcome, PushResult, PushSender
 from .settings import absolute_url, badge_url, get_settings, icon_url
 from .subscriptions import is_allowed_endpoint
-from .triggers import build_payload, encode_payload, event_tag, get_trigger
+from .triggers import build_payload, event_tag, get_trigger
 
 log = logging.getLogger(__name__)
 
@@ -255,16 +256,27 @@ def enqueue_batches(event: Event) -> int:
 
 @dataclass
 class _Prepared:
-    payload: bytes
+    message: dict[str, Any]  # the classic payload, before encoding
+    payload_format: str  # formats.PayloadFormat
     ttl: int
     urgency: str
     topic: str
+    _encoded: dict[bool, bytes] = field(default_factory=dict)
+
+    def payload_for(self, endpoint: str) -> bytes:
+        """The plaintext for this endpoint: classic or declarative (each encoded once a batch)."""
+        declarative = uses_declarative(self.payload_format, endpoint)
+        encoded = self._encoded.get(declarative)
+        if encoded is None:
+            encoded = self._encoded[declarative] = encode_for(self.message, declarative)
+        return encoded
 
 
 def _prepare(event: Event) -> _Prepared:
     trigger = get_trigger(event.type)
-    payload = encode_payload(build_payload(event, trigger, get_settings()))
-    return _Prepared(payload, trigger.ttl, trigger.urgency, _topic(event))
+    settings = get_settings()
+    return _Prepared(build_payload(event, trigger, settings), settings.payload_format or PayloadFormat.AUTO,
+                     trigger.ttl, trigger.urgency, _topic(event))
 
 
 def _topic(event: Event) -> str:
@@ -351,7 +363,8 @@ def send_batch(event_id: int, lo: int, hi: int, attempt: int = 1, only_ids: list
         if status != SubscriptionStatus.ACTIVE:
             gone.append(sid)  # unsubscribed between claim and send
             continue
-        pushes.append(OutgoingPush(sid, endpoint, b64url_decode(p256dh), b64url_decode(auth), prepared.payload,
+        pushes.append(OutgoingPush(sid, endpoint, b64url_decode(p256dh), b64url_decode(auth),
+                                   prepared.payload_for(endpoint),
                                    ttl=prepared.ttl, urgency=prepared.urgency, topic=prepared.topic))
     results = get_sender().send_all(pushes) if pushes else []
     # Unsubscribed or expired while waiting for a retry: gone, not a delivery problem to alert about.
@@ -610,26 +623,28 @@ def resume_event(event_id: int) -> dict[str, int]:
 
 # --- test pushes --------------------------------------------------------------------------
 
-def test_payload(title: str | None = None, body: str | None = None) -> bytes:
+def test_payload(title: str | None = None, body: str | None = None, endpoint: str = "") -> bytes:
+    """A test push's plaintext, in the shape ``endpoint`` gets under the payload_format setting."""
     settings = get_settings()
     site = current_app.config["SITE_NAME"]
-    return encode_payload({
+    message = {
         "title": title or f"{site}: test notification",
         "body": body or f"Push notifications from {site} work on this device.",
         "icon": icon_url(settings), "badge": badge_url(settings), "url": absolute_url("/"),
         "tag": "test", "event": "test", "timestamp": int(time.time() * 1000),
-    })
+    }
+    return encode_for(message, uses_declarative(settings.payload_format or PayloadFormat.AUTO, endpoint))
 
 
 def send_test(subscription_ids: list[int], title: str | None = None, body: str | None = None) -> list[PushResult]:
     """Send a test push now to the given subscriptions and record what the push service said
     (the same write step as a batch's, without delivery rows: a test belongs to no event)."""
-    payload = test_payload(title, body)
     subs = db.session.execute(
         select(Subscription).where(Subscription.id.in_(subscription_ids),
                                    Subscription.status == SubscriptionStatus.ACTIVE)
     ).scalars().all()
-    pushes = [OutgoingPush(s.id, s.endpoint, b64url_decode(s.p256dh), b64url_decode(s.auth), payload,
+    pushes = [OutgoingPush(s.id, s.endpoint, b64url_decode(s.p256dh), b64url_decode(s.auth),
+                           test_payload(title, body, s.endpoint),
                            ttl=3600, urgency="normal", topic="test") for s in subs]
     results = get_sender().send_all(pushes)
     write_final_outcomes(classify_results(results, None).final, utcnow(), default_reason="test push failed")

@@ -3,6 +3,7 @@ from SECRET_KEY), or supplied by VAPID_PUBLIC_KEY / VAPID_PRIVATE_KEY which over
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -42,18 +43,65 @@ def default_subject() -> str:
     if configured:
         return configured
     site = current_app.config["SITE_URL"]
-    if site.startswith("https://"):
+    if site.startswith("https://") and subject_problem(site) is None:
         return site
     host = urlsplit(site).hostname or "localhost"
-    if "." not in host or host.replace(".", "").isdigit():
+    if domain_problem(host):
         host = "example.com"  # push services reject subjects without a real domain
     return f"mailto:admin@{host}"
 
 
+_LABEL_RE = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+#: Names that never reach anyone (RFC 2606 / RFC 6761 / mDNS): Apple answers 403 BadJwtToken.
+_NO_MAIL_TLDS = ("localhost", "local", "invalid", "internal", "localdomain", "home", "lan")
+
+
+def domain_problem(host: str) -> str | None:
+    """Why ``host`` is no domain a push service accepts in a VAPID subject, or None."""
+    host = host.lower().rstrip(".")
+    if not host:
+        return "it has no domain"
+    labels = host.split(".")
+    if len(labels) < 2 or labels[-1] in _NO_MAIL_TLDS:
+        return f"{host} is not a public domain (localhost and local names are refused)"
+    if host.replace(".", "").isdigit() or ":" in host or "[" in host:
+        return f"{host} is an IP address, not a domain"
+    if len(host) > 253 or not all(_LABEL_RE.fullmatch(label) for label in labels) or not labels[-1].isalpha():
+        return f"{host} is not a valid domain name"
+    return None
+
+
+def subject_problem(subject: str) -> str | None:
+    """Why Apple's push service (the strictest) would refuse this VAPID ``sub``, or None.
+
+    Apple answers 403 BadJwtToken for a ``mailto:`` on localhost or an invalid domain and for a
+    ``mailto:`` with a space (``mailto: ops@example.com``) -- for every Safari subscriber at once,
+    so it is refused at start-up and in ``vapid generate`` instead."""
+    if subject != subject.strip() or re.search(r"\s", subject):
+        return "it must not contain spaces (Apple refuses \"mailto: you@example.com\")"
+    if subject.startswith("mailto:"):
+        address = subject[len("mailto:"):]
+        local, at, domain = address.rpartition("@")
+        if not at or not local or "@" in local:
+            return "a mailto: subject needs one address, like mailto:you@example.com"
+        problem = domain_problem(domain)
+        return f"the mailto: domain is refused: {problem}" if problem else None
+    if subject.startswith("https://"):
+        try:
+            host = urlsplit(subject).hostname or ""
+        except ValueError:
+            return "it is not a valid https URL"
+        problem = domain_problem(host)
+        return f"the https URL's host is refused: {problem}" if problem else None
+    return "it must be a mailto: address or an https: URL"
+
+
 def validate_subject(subject: str) -> str:
     subject = subject.strip()
-    if not (subject.startswith("mailto:") and "@" in subject) and not subject.startswith("https://"):
-        raise ValidationError("VAPID subject must be a mailto: address or an https: URL", field="subject")
+    problem = subject_problem(subject)
+    if problem:
+        raise ValidationError(f"VAPID subject {subject!r} would be rejected by Apple's push service: {problem}",
+                              field="subject")
     return subject
 
 

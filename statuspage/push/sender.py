@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 from ..validation import ascii_int
 from .crypto import MAX_PLAINTEXT, VapidSigner, encrypt_aes128gcm, endpoint_origin, topic_hash
 from .http1 import HTTP1Transport
+from .services import PushService, push_service
 from .transport import Limits, OnDone, Origin, Response, Transport
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ __all__ = ["OutgoingPush", "PushOutcome", "PushResult", "PushSender", "classify"
 _USER_AGENT = ("User-Agent", "statuspage-push/1")
 _ENCODING = ("Content-Encoding", "aes128gcm")
 _CONTENT_TYPE = ("Content-Type", "application/octet-stream")
+_WNS_NO_CACHE = ("X-WNS-Cache-Policy", "no-cache")
+_WNS_SUFFIX = ".notify.windows.com"
 
 
 class PushOutcome(enum.StrEnum):
@@ -131,16 +134,19 @@ def _status_phrase(status: int) -> str:
 
 
 def classify(
-    status: int, headers: Mapping[str, str] | None, body_text: str | None
+    status: int, headers: Mapping[str, str] | None, body_text: str | None,
+    service: PushService | None = None,
 ) -> tuple[PushOutcome, str, float | None]:
-    """Map a push service response to (outcome, reason, retry_after seconds)."""
+    """Map a push service response to (outcome, reason, retry_after seconds); ``service`` is the
+    endpoint's push service, for the answers only one of them gives (see ``services.py``)."""
     headers = headers or {}
     if 200 <= status < 300:
         return PushOutcome.SENT, "", None
     if status in (404, 410):
         # The subscription is gone for good: the caller must never send to it again.
         return PushOutcome.EXPIRED, _status_phrase(status), None
-    if status == 429 or 500 <= status < 600:
+    # WNS answers 406 Not Acceptable, with a Retry-After, when it throttles the sender: a deferral.
+    if status == 429 or 500 <= status < 600 or (status == 406 and service is PushService.WNS):
         retry_after = parse_retry_after(headers.get("Retry-After"))
         return PushOutcome.RETRY, _status_phrase(status), retry_after
     if 300 <= status < 400:
@@ -344,12 +350,12 @@ class PushSender:
         waiter: asyncio.Future[None] | None = None
         wake_at = 0  # wake the producer once at most this many requests are live
 
-        def complete(index: int, key: object, response: Response | None, exc: BaseException | None) -> None:
+        def complete(index: int, push: OutgoingPush, response: Response | None, exc: BaseException | None) -> None:
             live.pop(index, None)
             try:
-                results[index] = self._result(key, response, exc)
+                results[index] = self._result(push.key, response, exc, push.endpoint)
             except Exception as err:  # never let one odd response stall the batch
-                results[index] = PushResult(key, PushOutcome.RETRY, None, f"internal error: {err!r}"[:300])
+                results[index] = PushResult(push.key, PushOutcome.RETRY, None, f"internal error: {err!r}"[:300])
             if waiter is not None and len(live) <= wake_at and not waiter.done():
                 waiter.set_result(None)
 
@@ -371,7 +377,7 @@ class PushSender:
             if len(live) >= self.concurrency:
                 # Resume once a run's worth of slots is free, so encryption stays in runs.
                 await wait_until(max(0, self.concurrency - self.yield_every))
-            started = self._start(transport, push, functools.partial(complete, index, push.key))
+            started = self._start(transport, push, functools.partial(complete, index, push))
             if isinstance(started, PushResult):
                 results[index] = started
                 continue
@@ -405,8 +411,11 @@ class PushSender:
         except ValueError as exc:
             return PushResult(push.key, PushOutcome.FAILED, None, f"cannot encrypt: {exc}")
         urgency = push.urgency if push.urgency in _URGENCIES else "normal"
-        headers = (_USER_AGENT, ("TTL", str(max(0, int(push.ttl)))), ("Urgency", urgency),
+        ttl = max(0, int(push.ttl))
+        headers = (_USER_AGENT, ("TTL", str(ttl)), ("Urgency", urgency),
                    *((("Topic", self._topic(push.topic)),) if push.topic else ()),
+                   # WNS keeps a message for an offline device unless told not to: TTL 0 means now or never.
+                   *((_WNS_NO_CACHE,) if ttl == 0 and target.origin.host.endswith(_WNS_SUFFIX) else ()),
                    _ENCODING, _CONTENT_TYPE, ("Authorization", authorization))
         return transport.submit(target.origin, target.host_header, target.path, headers, body,
                                 time.monotonic() + self.timeout, on_done)
@@ -417,13 +426,14 @@ class PushSender:
             cached = self._topic_cache = (topic, sanitize_topic(topic))
         return cached[1]
 
-    def _result(self, key: object, response: Response | None, exc: BaseException | None) -> PushResult:
+    def _result(self, key: object, response: Response | None, exc: BaseException | None,
+                endpoint: str = "") -> PushResult:
         if response is not None:
             status = response.status
             if 200 <= status < 300:
                 return PushResult(key, PushOutcome.SENT, status)
             text = response.body[:4 * _REASON_BODY_CHARS].decode("utf-8", "replace")
-            outcome, reason, retry_after = classify(status, response.headers, text)
+            outcome, reason, retry_after = classify(status, response.headers, text, push_service(endpoint))
             return PushResult(key, outcome, status, reason, retry_after)
         if isinstance(exc, asyncio.CancelledError):
             return PushResult(key, PushOutcome.RETRY, None, "connection error: cancelled")

@@ -13,7 +13,9 @@ from ..extensions import db
 from ..models import PushSettings
 from .keys import KeysUnavailable, current_keys, public_key
 
-SETTINGS_FIELDS = ("enabled", "icon_url", "badge_url", "debounce_seconds")
+SETTINGS_FIELDS = ("enabled", "icon_url", "badge_url", "debounce_seconds", "payload_format")
+#: formats.PayloadFormat values (kept here as strings: formats imports triggers imports this module).
+PAYLOAD_FORMATS = ("auto", "classic", "declarative")
 DEFAULT_ICON = "/static/icons/icon-192.png"
 DEFAULT_BADGE = "/static/icons/badge-96.png"
 
@@ -81,6 +83,8 @@ def update_settings(data: dict[str, Any]) -> PushSettings:
         settings.badge_url = _image_url(data, "badge_url")
     if "debounce_seconds" in data:
         settings.debounce_seconds = v.integer(data, "debounce_seconds", minimum=0, maximum=3600)
+    if "payload_format" in data:
+        settings.payload_format = v.choice(data, "payload_format", PAYLOAD_FORMATS, required=True)
     db.session.flush()
     return settings
 
@@ -96,4 +100,5 @@ def settings_dict(settings: PushSettings) -> dict[str, Any]:
         "badge": badge_url(settings),
         "debounce_seconds": settings.debounce_seconds
         if settings.debounce_seconds is not None else current_app.config["PUSH_DEBOUNCE_SECONDS"],
+        "payload_format": settings.payload_format or "auto",
     }

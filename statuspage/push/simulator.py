@@ -5,7 +5,8 @@ It speaks the protocol the way FCM / Mozilla autopush / Apple do: it checks TTL,
 applicationServerKey with aud = this server's origin, the 4096-byte body limit, then decrypts the
 message with the subscription's private key (as the browser would) and answers 201 + Location.
 Tests can force answers (429 with Retry-After, 404, 410, 413, 5xx...), add latency, and read back
-every decrypted payload.
+every decrypted payload. A Declarative Web Push message (``"web_push": 8030``) is checked the way
+Safari parses it; a malformed one gets 400.
 
 In-process::
 
@@ -35,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from cryptography import x509
@@ -55,7 +57,7 @@ from .crypto import (
 )
 from .sender import _new_event_loop
 
-__all__ = ["Attempt", "PushSimulator", "ReceivedMessage", "SimSubscription"]
+__all__ = ["Attempt", "PushSimulator", "ReceivedMessage", "SimSubscription", "declarative_problem"]
 
 MAX_BODY = 4096
 
@@ -88,6 +90,11 @@ class ReceivedMessage:
     payload: dict[str, Any] | None  # plaintext JSON-decoded when it is a JSON object
     claims: dict[str, Any]
     received_at: float
+
+    @property
+    def declarative(self) -> bool:
+        """A Declarative Web Push message (checked by ``declarative_problem`` on arrival)."""
+        return self.payload is not None and self.payload.get("web_push") == 8030
 
     def to_json(self) -> dict[str, Any]:
         try:
@@ -461,6 +468,11 @@ class PushSimulator:
             payload = decoded if isinstance(decoded, dict) else None
         except ValueError:
             payload = None
+        if payload is not None and "web_push" in payload:
+            problem = declarative_problem(payload)
+            if problem:
+                # Safari would drop it (or show its fallback): a test must hear about it.
+                return 400, f"invalid declarative push message: {problem}", {}, None
         message = ReceivedMessage(token, headers, len(body), plaintext, payload, claims,
                                   time.time())
         location = f"{self.base_url}/m/{token}/{next(self._ids)}"
@@ -491,6 +503,39 @@ class PushSimulator:
     async def _api_reset(self, request: web.Request) -> web.Response:
         self.reset()
         return web.json_response({"ok": True})
+
+
+_NOTIFICATION_STRINGS = ("body", "lang", "tag", "icon", "image", "badge")
+
+
+def declarative_problem(message: Mapping[str, Any]) -> str | None:
+    """What is wrong with a Declarative Web Push message, or None: the members the WebKit
+    explainer and the Push API draft define, with their types (title and navigate required)."""
+    if type(message.get("web_push")) is not int or message["web_push"] != 8030:
+        return "web_push must be the integer 8030"
+    notification = message.get("notification")
+    if not isinstance(notification, dict):
+        return "notification must be an object"
+    if not isinstance(notification.get("title"), str) or not notification["title"].strip():
+        return "notification.title must be a non-empty string"
+    navigate = notification.get("navigate")
+    if not isinstance(navigate, str) or urlsplit(navigate).scheme not in ("http", "https") \
+            or not urlsplit(navigate).netloc:
+        return "notification.navigate must be an absolute http(s) URL"
+    for name in _NOTIFICATION_STRINGS:
+        if name in notification and not isinstance(notification[name], str):
+            return f"notification.{name} must be a string"
+    if "dir" in notification and notification["dir"] not in ("auto", "ltr", "rtl"):
+        return "notification.dir must be auto, ltr or rtl"
+    for name in ("silent", "renotify", "requireInteraction"):
+        if name in notification and not isinstance(notification[name], bool):
+            return f"notification.{name} must be true or false"
+    if "mutable" in message and not isinstance(message["mutable"], bool):
+        return "mutable must be true or false"
+    badge = message.get("app_badge")
+    if badge is not None and (type(badge) is not int or badge < 0):
+        return "app_badge must be a non-negative integer"
+    return None
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:

@@ -243,6 +243,7 @@ def subscribe(data: Any, user_agent: str | None = None) -> tuple[Subscription, b
         "p256dh": parsed["p256dh"], "auth": parsed["auth"], "expiration_time": parsed["expiration_time"],
         "status": SubscriptionStatus.ACTIVE, "status_reason": None, "updated_at": now,
         "all_components": parsed["components"] is None,
+        "last_seen_at": now,  # the page re-sends its subscription on visits: the browser still has it
     }
     if user_agent is not None:
         changes["browser"] = browser_family(user_agent)
@@ -329,6 +330,28 @@ def prune_subscriptions(older_than_days: float, limit: int = 1000) -> int:
     return len(ids)
 
 
+def expire_stale_subscriptions(stale_days: float, limit: int = 1000) -> int:
+    """Expire up to ``limit`` active subscriptions with no successful delivery and no visit (the
+    page re-sends its subscription, at most daily) for ``stale_days``; returns how many. Safari
+    can keep answering 201 for a subscription it revoked, so a silent one is not kept forever."""
+    now = utcnow()
+    cutoff = now - timedelta(days=stale_days)
+    stale = (Subscription.status == SubscriptionStatus.ACTIVE) & (Subscription.created_at < cutoff) \
+        & (func.coalesce(Subscription.last_active_at, Subscription.created_at) < cutoff) \
+        & (func.coalesce(Subscription.last_seen_at, Subscription.created_at) < cutoff)
+    ids = list(db.session.execute(select(Subscription.id).where(stale).order_by(Subscription.id).limit(limit))
+               .scalars())
+    if not ids:
+        return 0
+    expired = db.session.execute(
+        update(Subscription).where(Subscription.id.in_(ids), stale)
+        .values(status=SubscriptionStatus.EXPIRED, updated_at=now,
+                status_reason=f"stale: no delivery and no visit for {stale_days:g} days")
+        .execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    return expired
+
+
 def subscription_dict(sub: Subscription) -> dict[str, Any]:
     return {
         "id": sub.id,
@@ -336,6 +359,7 @@ def subscription_dict(sub: Subscription) -> dict[str, Any]:
         "browser": sub.browser,
         "created_at": iso(sub.created_at),
         "last_active_at": iso(sub.last_active_at),
+        "last_seen_at": iso(sub.last_seen_at),
         "status": sub.status,
         "status_reason": sub.status_reason,
         "components": "all" if sub.all_components else [c.id for c in sub.components],

@@ -312,6 +312,8 @@ def push_settings():
         if form.get("section") == "settings":
             data = {"enabled": bool(form.get("enabled")), "icon_url": form.get("icon_url", ""),
                     "badge_url": form.get("badge_url", "")}
+            if "payload_format" in form:
+                data["payload_format"] = form["payload_format"]
             if form.get("debounce_seconds", "").strip():
                 data["debounce_seconds"] = parse_int(form["debounce_seconds"].strip(), "debounce_seconds")
             run_service(update_settings, data, success="Push settings saved.")

@@ -100,7 +100,10 @@ def build_openapi() -> dict[str, Any]:
             "urgency": {"enum": ["very-low", "low", "normal", "high"]}, "ttl": {"type": "integer", "minimum": 0}}},
         "PushSettings": {"type": "object", "additionalProperties": False, "properties": {
             "enabled": {"type": "boolean"}, "icon_url": {"type": ["string", "null"]},
-            "badge_url": {"type": ["string", "null"]}, "debounce_seconds": {"type": "integer", "minimum": 0}}},
+            "badge_url": {"type": ["string", "null"]}, "debounce_seconds": {"type": "integer", "minimum": 0},
+            "payload_format": {"enum": ["auto", "classic", "declarative"],
+                               "description": "auto (default): Declarative Web Push for Apple endpoints, classic "
+                                              "JSON for the others; classic or declarative: that shape for all"}}},
         "PushSubscription": {
             "type": "object", "required": ["endpoint", "keys"], "additionalProperties": False,
             "description": "PushSubscription.toJSON(); the endpoint must be on a known push service "
