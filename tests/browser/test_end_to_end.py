@@ -15,7 +15,20 @@ from .conftest import admin_login, api_call, shot, subscribe_in_page, wait_for_e
 pytestmark = pytest.mark.browser
 
 
+def _unsubscribe_everyone_else(live) -> None:
+    """The live server is shared by the session: earlier tests' subscribers would also be sent to
+    and change the delivery counts this test reads."""
+    from statuspage.extensions import db
+    from statuspage.models import Subscription, SubscriptionStatus
+
+    with live.db():
+        db.session.query(Subscription).filter_by(status=SubscriptionStatus.ACTIVE).update(
+            {"status": SubscriptionStatus.UNSUBSCRIBED})
+        db.session.commit()
+
+
 def test_incident_posted_by_admin_appears_as_a_notification(live, page, browser_push, sw_push):
+    _unsubscribe_everyone_else(live)
     sim_sub = browser_push.prepare()
     browser_push.install()
     subscribe_in_page(page, live, component="API")
