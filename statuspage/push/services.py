@@ -17,7 +17,7 @@ service documents exactly that, so the smallest is 4096: ``crypto.MAX_PLAINTEXT`
 JSON, one record) keeps every payload we build under it, classic or declarative. The simulator
 (``simulator.MAX_BODY``) refuses a byte more with 413, as those services do; the live limits are
 not measured from here (no test reaches the real services), so this table follows their docs and
-``tests/push/test_services.py`` proves no trigger can produce a body above it.
+``tests/push/test_quirks.py`` proves no trigger can produce a body above it.
 """
 from __future__ import annotations
 
