@@ -53,7 +53,10 @@
     return s.replace(/\s+/g, ' ').trim();
   }
 
+  let triggerRowEvent = null; // on the push settings page: the trigger row being edited
+
   function eventType() {
+    if (triggerRowEvent) return triggerRowEvent;
     const status = form && form.querySelector('[name=status]') ? form.querySelector('[name=status]').value : '';
     if (baseEvent.startsWith('incident.') && (status === 'resolved' || status === 'postmortem') && baseEvent !== 'incident.created') return 'incident.resolved';
     if (baseEvent.startsWith('maintenance.')) return status === 'completed' ? 'maintenance.completed' : 'maintenance.started';
@@ -62,7 +65,8 @@
 
   function values() {
     const v = { site_name: '', incident_name: 'Elevated error rates', status: 'Investigating', impact: 'Minor',
-      component_name: 'API', update_body: 'We are investigating reports of errors.', url: location.origin + '/' };
+      component_name: 'API', update_body: 'We are investigating reports of errors.', url: location.origin + '/',
+      starts_at: 'Sat 28 Nov 14:00 UTC', starts_in: '1 hour' };
     if (!form) return v;
     form.querySelectorAll('[data-placeholder]').forEach((el) => {
       const name = el.dataset.placeholder;
@@ -94,6 +98,23 @@
     else state += ' — subscribers will get:';
     $('preview-state').textContent = state;
     root.dataset.previewEvent = type;
+  }
+
+  // Push settings page: the preview follows the trigger row being edited, with its unsaved templates.
+  const triggerForm = document.getElementById('trigger-form');
+  if (triggerForm) {
+    const follow = (e) => {
+      const row = e.target.closest('tr');
+      const title = row && row.querySelector('input[name^="title-"]');
+      if (!title) return;
+      const type = title.name.slice('title-'.length);
+      const field = (name) => row.querySelector(`[name="${name}-${type}"]`);
+      previews[type] = Object.assign({}, previews[type], {
+        title: title.value, body: field('body').value, enabled: field('enabled').checked });
+      triggerRowEvent = type;
+      render();
+    };
+    ['focusin', 'input', 'change'].forEach((name) => triggerForm.addEventListener(name, follow));
   }
 
   if (form) {

@@ -30,6 +30,7 @@ from sqlalchemy import Integer, Select, and_, any_, func, literal, or_, select, 
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import OperationalError
 
+from .. import reminders
 from ..errors import ServiceError, ValidationError
 from ..extensions import db
 from ..jobs import EnqueueError, JobName, enqueue
@@ -141,6 +142,8 @@ def skip_reason(event: Event) -> tuple[EventState, str] | None:
         return EventState.SKIPPED, f"the {event.type} trigger is off"
     if event.type in COMPONENT_EVENTS:
         return _debounce_reason(event)
+    if event.type == "maintenance.reminder":
+        return reminders.stale_reason(event)
     return None
 
 

@@ -18,7 +18,8 @@ from ..models import EVENT_TYPES, Event, PushSettings, Trigger
 from .crypto import MAX_PLAINTEXT
 from .settings import absolute_url, badge_url, get_settings, icon_url
 
-PLACEHOLDERS = ("site_name", "incident_name", "status", "impact", "component_name", "update_body", "url")
+PLACEHOLDERS = ("site_name", "incident_name", "status", "impact", "component_name", "update_body", "url",
+                "starts_at", "starts_in")
 PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
 URGENCIES = ("very-low", "low", "normal", "high")
 
@@ -39,6 +40,9 @@ DEFAULT_TRIGGERS: dict[str, dict[str, Any]] = {
                               "title": "Maintenance scheduled: {incident_name}", "body": "{update_body}"},
     "maintenance.completed": {"enabled": False, "urgency": "low",
                               "title": "Maintenance completed: {incident_name}", "body": "{update_body}"},
+    "maintenance.reminder": {"enabled": True, "urgency": "normal",
+                             "title": "Maintenance in {starts_in}: {incident_name}",
+                             "body": "Starts {starts_at}. {update_body}"},
 }
 TRIGGER_FIELDS = ("enabled", "title_template", "body_template", "urgency", "ttl")
 
@@ -128,6 +132,9 @@ def event_values(event: Event) -> dict[str, str]:
         "component_name": ctx.get("component_name") or "",
         "update_body": plain_text(ctx.get("update_body") or ""),
         "url": url,
+        # maintenance reminders: the start in the site's zone, and how far ahead it is
+        "starts_at": ctx.get("starts_at") or "",
+        "starts_in": ctx.get("starts_in") or "",
     }
 
 

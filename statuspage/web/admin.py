@@ -314,6 +314,8 @@ def push_settings():
                     "badge_url": form.get("badge_url", "")}
             if form.get("debounce_seconds", "").strip():
                 data["debounce_seconds"] = parse_int(form["debounce_seconds"].strip(), "debounce_seconds")
+            if "maintenance_reminder_minutes" in form:  # text, "1440, 60"; empty = no reminders
+                data["maintenance_reminder_minutes"] = form["maintenance_reminder_minutes"]
             run_service(update_settings, data, success="Push settings saved.")
         elif form.get("section") == "triggers":
             changes = {}

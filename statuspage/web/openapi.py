@@ -100,7 +100,11 @@ def build_openapi() -> dict[str, Any]:
             "urgency": {"enum": ["very-low", "low", "normal", "high"]}, "ttl": {"type": "integer", "minimum": 0}}},
         "PushSettings": {"type": "object", "additionalProperties": False, "properties": {
             "enabled": {"type": "boolean"}, "icon_url": {"type": ["string", "null"]},
-            "badge_url": {"type": ["string", "null"]}, "debounce_seconds": {"type": "integer", "minimum": 0}}},
+            "badge_url": {"type": ["string", "null"]}, "debounce_seconds": {"type": "integer", "minimum": 0},
+            "maintenance_reminder_minutes": {
+                "type": "array", "maxItems": 5, "items": {"type": "integer", "minimum": 1, "maximum": 10080},
+                "description": "maintenance.reminder lead times, minutes before a scheduled start "
+                               "(default [60]; [] sends none)"}}},
         "PushSubscription": {
             "type": "object", "required": ["endpoint", "keys"], "additionalProperties": False,
             "description": "PushSubscription.toJSON(); the endpoint must be on a known push service "
