@@ -418,6 +418,10 @@ class Trigger(db.Model):
     body_template: Mapped[str] = mapped_column(String(1000))
     urgency: Mapped[str] = mapped_column(String(10), default="normal")
     ttl: Mapped[int] = mapped_column(Integer, default=86400)
+    # Optional conditions (push.triggers.condition_reason): incident events below this impact are
+    # not sent; events about none of these components are not sent (None: any impact / component).
+    min_impact: Mapped[str | None] = mapped_column(String(16))
+    component_ids: Mapped[list[int] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 

@@ -80,6 +80,39 @@
     return v;
   }
 
+  // How many current subscribers would get it: asked from the server (the same rules fan-out
+  // applies: notify, push on, the trigger and its conditions, the subscribers' component choices).
+  const audienceUrl = root.dataset.audienceUrl;
+  let audienceTimer = null;
+  let audienceSeq = 0;
+  function updateAudience(type) {
+    const out = $('preview-audience');
+    if (!audienceUrl || !out) return;
+    clearTimeout(audienceTimer);
+    audienceTimer = setTimeout(() => {
+      const params = new URLSearchParams({ event: type });
+      if (form) {
+        const ids = [...form.querySelectorAll('input[name=affected]:checked')].map((el) => el.value);
+        if (ids.length) params.set('component_ids', ids.join(','));
+        const impact = form.querySelector('[name=impact]');
+        if (impact && impact.value) params.set('impact', impact.value);
+        const notify = form.querySelector('[name=notify]');
+        if (notify && !notify.checked) params.set('notify', '0');
+      }
+      const seq = ++audienceSeq;
+      fetch(`${audienceUrl}?${params}`, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+        .then((r) => (r.ok ? r.json() : null))
+        .then((data) => {
+          if (!data || seq !== audienceSeq) return;
+          out.textContent = data.reason
+            ? `No current subscriber would get it: ${data.reason}.`
+            : `${data.count} current subscriber${data.count === 1 ? '' : 's'} would get it.`;
+          root.dataset.audience = String(data.count);
+        })
+        .catch(() => {});
+    }, 250);
+  }
+
   function render() {
     const type = eventType();
     const t = previews[type];
@@ -98,6 +131,7 @@
     else state += ' — subscribers will get:';
     $('preview-state').textContent = state;
     root.dataset.previewEvent = type;
+    updateAudience(type);
   }
 
   // Push settings page: the preview follows the trigger row being edited, with its unsaved templates.

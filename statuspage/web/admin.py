@@ -7,7 +7,7 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from .. import auth
@@ -27,12 +27,20 @@ from ..models import (
     SUBSCRIPTION_STATUSES,
 )
 from ..publish import publish_state
+from ..push.audience import audience_from_query
 from ..push.delivery import queue_test_push
 from ..push.keys import KeysUnavailable, current_keys
 from ..push.reports import acknowledge_alerts, event_dict, open_alerts, recent_events
 from ..push.settings import get_settings, settings_dict, update_settings
 from ..push.subscriptions import get_subscription, list_subscriptions, subscription_dict
-from ..push.triggers import PLACEHOLDERS, URGENCIES, ensure_triggers, preview_payloads, update_triggers
+from ..push.triggers import (
+    PLACEHOLDERS,
+    URGENCIES,
+    ensure_triggers,
+    has_impact,
+    preview_payloads,
+    update_triggers,
+)
 from ..summary import build_summary
 from ..timeutil import site_tz, utcnow
 from ..validation import ascii_int, parse_id, parse_int
@@ -325,7 +333,10 @@ def push_settings():
                     "title_template": form.get(f"title-{event_type}", ""),
                     "body_template": form.get(f"body-{event_type}", ""),
                     "urgency": form.get(f"urgency-{event_type}", "normal"),
+                    "component_ids": form.getlist(f"components-{event_type}"),
                 }
+                if has_impact(event_type):
+                    changes[event_type]["min_impact"] = form.get(f"min_impact-{event_type}") or None
             run_service(update_triggers, changes, success="Triggers saved.")
         return redirect(url_for("admin.push_settings"))
     try:
@@ -337,7 +348,20 @@ def push_settings():
     commit()
     return render_template("admin/push.html", keys=keys, key_error=key_error, settings=settings_dict(settings),
                            triggers=triggers.values(), placeholders=PLACEHOLDERS, urgencies=URGENCIES,
-                           **_preview_context())
+                           impacts=[i for i in INCIDENT_IMPACTS if i != "none"], has_impact=has_impact,
+                           components=components_svc.list_components(), **_preview_context())
+
+
+@bp.get("/push/audience")
+def push_audience():
+    """The composer's live count of who would get the message (static/js/admin-preview.js)."""
+    try:
+        result = audience_from_query(request.args)
+    except ServiceError as exc:
+        rollback()
+        return jsonify(exc.to_dict()), exc.status_code
+    commit()
+    return jsonify(result)
 
 
 @bp.get("/subscriptions")
