@@ -29,6 +29,7 @@ from ..models import (
 from ..publish import publish_state
 from ..push.audience import audience_from_query
 from ..push.delivery import queue_test_push
+from ..push.key_admin import generate_first_keys, key_management, rotate_keys
 from ..push.keys import KeysUnavailable, current_keys
 from ..push.reports import acknowledge_alerts, event_dict, open_alerts, recent_events
 from ..push.settings import get_settings, settings_dict, update_settings
@@ -345,11 +346,48 @@ def push_settings():
         keys, key_error = None, str(exc)
     settings = get_settings()
     triggers = ensure_triggers()
+    key_admin = key_management()
     commit()
-    return render_template("admin/push.html", keys=keys, key_error=key_error, settings=settings_dict(settings),
+    return render_template("admin/push.html", keys=keys, key_error=key_error, key_admin=key_admin,
+                           settings=settings_dict(settings),
                            triggers=triggers.values(), placeholders=PLACEHOLDERS, urgencies=URGENCIES,
                            impacts=[i for i in INCIDENT_IMPACTS if i != "none"], has_impact=has_impact,
                            components=components_svc.list_components(), **_preview_context())
+
+
+@bp.post("/push/keys/generate")
+@admin_only
+def generate_push_keys():
+    row = run_service(generate_first_keys, Actor.of(current_user), request.form.get("subject", "").strip() or None)
+    if row:
+        flash("VAPID keys generated: visitors can subscribe now.", "success")
+    return redirect(url_for("admin.push_settings"))
+
+
+@bp.route("/push/keys/rotate", methods=["GET", "POST"])
+@admin_only
+def rotate_push_keys():
+    """Rotation is confirmed on a page of its own that names how many subscriptions expire; the
+    count is sent back and checked, so nobody confirms a number that is no longer true."""
+    if request.method == "POST":
+        confirmed = ascii_int(request.form.get("confirm_expiring", "").strip())
+        if confirmed is None:
+            flash("Confirm the rotation with the button below.", "error")
+        else:
+            result = run_service(rotate_keys, Actor.of(current_user), confirmed,
+                                 request.form.get("subject", "").strip() or None)
+            if result:
+                flash(f"VAPID keys rotated: {result[1]} subscription(s) expired. Browsers with the page open "
+                      "resubscribe with the new key on their next visit.", "success")
+                return redirect(url_for("admin.push_settings"))
+    state = key_management()
+    commit()
+    if not state["can_rotate"]:
+        flash("There are no stored VAPID keys to rotate." if not state["from_environment"]
+              else "The keys come from the environment (VAPID_PUBLIC_KEY / VAPID_PRIVATE_KEY); change them there.",
+              "error")
+        return redirect(url_for("admin.push_settings"))
+    return render_template("admin/push_rotate.html", key_admin=state)
 
 
 @bp.get("/push/audience")
