@@ -4,6 +4,7 @@ the old time none; a cancelled one none; a sweeper that was down sends only the 
 that came due, late, once; started/completed go out when the maintenance really moves."""
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -261,3 +262,29 @@ def test_admin_page_sets_the_lead_times_and_previews_the_reminder_row(eager_app,
     assert eager_api.get("/api/v1/push/settings").json["maintenance_reminder_minutes"] == [1440, 60]
     browser.post("/admin/push", data={**form, "maintenance_reminder_minutes": ""})
     assert eager_api.get("/api/v1/push/settings").json["maintenance_reminder_minutes"] == []
+
+
+def test_reminder_job_waits_in_the_rq_scheduler_until_its_lead_time(rq_app, sim, rq_api):
+    """With Redis, the reminder is an RQ scheduled job at start minus the lead time; the real
+    worker runs it when it is due and the subscriber gets it."""
+    from statuspage.jobs import JobName
+
+    sub = _setup(rq_app, rq_api, sim, minutes=[90])
+    start = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=2)
+    r = rq_api.post("/api/v1/maintenances", {"name": "Network change", "scheduled_for": _z(start),
+                                             "scheduled_until": _z(start + timedelta(hours=1))})
+    assert r.status_code == 201, r.json
+    ph.run_worker(rq_app)
+    assert sim.received(sub.token) == []
+    [when] = [when for job, when in ph.scheduled_jobs(rq_app) if job.func_name == JobName.SEND_DUE_REMINDERS]
+    assert abs(when - (start - timedelta(minutes=90)).replace(tzinfo=UTC).timestamp()) < 5
+
+    with rq_app.app_context():  # an hour and a half passes
+        row = db.session.get(Incident, r.json["id"])
+        row.scheduled_for -= timedelta(minutes=31)
+        row.scheduled_until -= timedelta(minutes=31)
+        db.session.commit()
+    ph.make_due(rq_app)
+    ph.run_worker(rq_app)
+    [title] = _titles(sim, sub)  # 89 minutes ahead, less the seconds this test took
+    assert re.fullmatch(r"Maintenance in 1 hour 2\d minutes: Network change", title), title
