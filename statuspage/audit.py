@@ -27,6 +27,8 @@ class AuditAction(enum.StrEnum):
     SESSIONS_REVOKED = "session.revoked"
     TOKEN_CREATED = "token.created"
     TOKEN_REVOKED = "token.revoked"
+    VAPID_GENERATED = "vapid.generated"
+    VAPID_ROTATED = "vapid.rotated"
 
 
 class Actor:

@@ -35,6 +35,7 @@ from .models import (
     IncidentUpdate,
     StatusSource,
 )
+from .reminders import schedule_reminders
 from .timeutil import utcnow
 
 INCIDENT_FIELDS = ("name", "status", "impact", "body", "components", "component_ids", "notify")
@@ -290,7 +291,10 @@ def create_maintenance(data: dict[str, Any]) -> Incident:
     context["scheduled_for"] = scheduled_for.isoformat()
     context["scheduled_until"] = scheduled_until.isoformat()
     record_event("maintenance.scheduled", incident_id=maintenance.id, notify=notify, context=context)
+    if status in ACTIVE_MAINTENANCE_STATUSES:  # created already in progress: it starts now
+        record_event("maintenance.started", incident_id=maintenance.id, notify=notify, context=context)
     schedule_transitions(maintenance)
+    schedule_reminders(maintenance, new_schedule=True)
     return maintenance
 
 
@@ -313,6 +317,7 @@ def update_maintenance(maintenance: Incident, data: dict[str, Any]) -> Incident:
     end = v.timestamp(data, "scheduled_until") or maintenance.scheduled_until
     if end <= start:
         raise ValidationError("scheduled_until must be after scheduled_for", field="scheduled_until")
+    rescheduled = start != maintenance.scheduled_for
     maintenance.scheduled_for, maintenance.scheduled_until = start, end
     update_data = {k: data[k] for k in ("status", "body", "components", "component_ids", "notify") if k in data}
     if update_data.get("status") not in (None, maintenance.status) or update_data.get("body"):
@@ -325,6 +330,7 @@ def update_maintenance(maintenance: Incident, data: dict[str, Any]) -> Incident:
     maintenance.updated_at = utcnow()
     db.session.flush()
     schedule_transitions(maintenance)
+    schedule_reminders(maintenance, new_schedule=rescheduled)
     return maintenance
 
 

@@ -32,6 +32,7 @@ class JobName(enum.StrEnum):
     RESUME_EVENT = "statuspage.push.delivery.resume_event"
     SEND_TEST = "statuspage.push.delivery.send_test_job"
     RUN_DUE_MAINTENANCES = "statuspage.incidents.run_due_maintenances"
+    SEND_DUE_REMINDERS = "statuspage.reminders.send_due_reminders"
     SWEEP = "statuspage.sweeper.sweep"
 
 

@@ -73,6 +73,7 @@ EVENT_TYPES = (
     "maintenance.scheduled",
     "maintenance.started",
     "maintenance.completed",
+    "maintenance.reminder",
 )
 
 
@@ -420,6 +421,10 @@ class Trigger(db.Model):
     body_template: Mapped[str] = mapped_column(String(1000))
     urgency: Mapped[str] = mapped_column(String(10), default="normal")
     ttl: Mapped[int] = mapped_column(Integer, default=86400)
+    # Optional conditions (push.triggers.condition_reason): incident events below this impact are
+    # not sent; events about none of these components are not sent (None: any impact / component).
+    min_impact: Mapped[str | None] = mapped_column(String(16))
+    component_ids: Mapped[list[int] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
@@ -435,7 +440,27 @@ class PushSettings(db.Model):
     debounce_seconds: Mapped[int | None] = mapped_column(Integer)
     # push.formats.PayloadFormat: auto (declarative for Apple endpoints), classic or declarative.
     payload_format: Mapped[str] = mapped_column(String(16), default="auto", server_default="auto")
+    # Lead times of the maintenance.reminder event, in minutes before a scheduled start; None
+    # means the default ([60]), [] means no reminders.
+    maintenance_reminder_minutes: Mapped[list[int] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class MaintenanceReminder(db.Model):
+    """One reminder recorded for one schedule of a maintenance (its start time and the lead): the
+    unique key makes recording it idempotent whoever races (sweeper, job, several workers), and a
+    rescheduled maintenance has a new start time, so it gets reminders of its own."""
+
+    __tablename__ = "maintenance_reminders"
+    __table_args__ = (UniqueConstraint("incident_id", "scheduled_for", "lead_minutes",
+                                       name="uq_maintenance_reminders_schedule_lead"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    scheduled_for: Mapped[datetime] = mapped_column(DateTime)
+    lead_minutes: Mapped[int] = mapped_column(Integer)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class VapidKey(db.Model):

@@ -11,15 +11,18 @@ from .integrations import service as integrations
 from .publish import sweep as publish_sweep
 from .push.delivery import requeue_stalled
 from .push.subscriptions import expire_stale_subscriptions, prune_subscriptions
+from .reminders import send_due_reminders
 
 log = logging.getLogger(__name__)
 
 
 def sweep() -> dict[str, int]:
-    """Start/complete due maintenances, mark missed heartbeats, set monitored components right after a
-    maintenance window, dispatch undispatched events, re-queue stalled fan-outs, publish snapshot
-    changes nobody published (and the whole snapshot after a new release)."""
+    """Start/complete due maintenances, record due maintenance reminders, mark missed heartbeats,
+    set monitored components right after a maintenance window, dispatch undispatched events,
+    re-queue stalled fan-outs, publish snapshot changes nobody published (and the whole snapshot
+    after a new release)."""
     started = run_due_maintenances()
+    reminded = send_due_reminders()
     missed = integrations.check_heartbeats()
     reconciled = integrations.reconcile_components()
     integrations.prune()
@@ -34,5 +37,6 @@ def sweep() -> dict[str, int]:
         pruned = prune_subscriptions(current_app.config["PUSH_PRUNE_DAYS"], limit=1000)
     # Last: the maintenance transitions above are published in the same sweep.
     published = publish_sweep()["published"]
-    return {"maintenances": started, "heartbeats_missed": missed, "components_reconciled": reconciled,
-            "dispatched": dispatched, "requeued": requeued, "stale": stale, "pruned": pruned, "published": published}
+    return {"maintenances": started, "reminders": reminded, "heartbeats_missed": missed,
+            "components_reconciled": reconciled, "dispatched": dispatched, "requeued": requeued, "stale": stale,
+            "pruned": pruned, "published": published}

@@ -1,15 +1,25 @@
 """Time helpers: everything is stored as naive UTC and rendered in the site's time zone."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app
 
 
+def system_utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+#: Where `utcnow` reads the time. Tests swap it for a fake clock (tests/clock.py) to walk through
+#: hours of schedule (maintenance reminders, starts and ends) without sleeping.
+clock: Callable[[], datetime] = system_utcnow
+
+
 def utcnow() -> datetime:
     """Naive UTC now; SQLite has no time zones, so we store naive UTC everywhere."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    return clock()
 
 
 def site_tz() -> ZoneInfo:

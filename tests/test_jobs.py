@@ -28,7 +28,8 @@ def test_rq_worker_runs_fan_out_and_due_maintenance(app, redis_url):
     with app.app_context():
         queue = Queue(app.config["RQ_QUEUE"], connection=redis_connection(app))
         assert len(queue) == 1  # fan_out of maintenance.scheduled
-        assert len(queue.scheduled_job_registry) == 2  # start and end checks, scheduled by RQ
+        # start and end checks and the reminder an hour before the start, scheduled by RQ
+        assert len(queue.scheduled_job_registry) == 3
         m = db.session.get(Incident, maintenance_id)
         m.scheduled_for = utcnow() - timedelta(seconds=1)
         db.session.commit()

@@ -53,7 +53,10 @@
     return s.replace(/\s+/g, ' ').trim();
   }
 
+  let triggerRowEvent = null; // on the push settings page: the trigger row being edited
+
   function eventType() {
+    if (triggerRowEvent) return triggerRowEvent;
     const status = form && form.querySelector('[name=status]') ? form.querySelector('[name=status]').value : '';
     if (baseEvent.startsWith('incident.') && (status === 'resolved' || status === 'postmortem') && baseEvent !== 'incident.created') return 'incident.resolved';
     if (baseEvent.startsWith('maintenance.')) return status === 'completed' ? 'maintenance.completed' : 'maintenance.started';
@@ -62,7 +65,8 @@
 
   function values() {
     const v = { site_name: '', incident_name: 'Elevated error rates', status: 'Investigating', impact: 'Minor',
-      component_name: 'API', update_body: 'We are investigating reports of errors.', url: location.origin + '/' };
+      component_name: 'API', update_body: 'We are investigating reports of errors.', url: location.origin + '/',
+      starts_at: 'Sat 28 Nov 14:00 UTC', starts_in: '1 hour' };
     if (!form) return v;
     form.querySelectorAll('[data-placeholder]').forEach((el) => {
       const name = el.dataset.placeholder;
@@ -74,6 +78,39 @@
     const checked = [...form.querySelectorAll('input[name=affected]:checked')].map((el) => el.parentElement.textContent.replace(/\(.*\)/, '').trim());
     if (checked.length) v.component_name = checked.join(', ');
     return v;
+  }
+
+  // How many current subscribers would get it: asked from the server (the same rules fan-out
+  // applies: notify, push on, the trigger and its conditions, the subscribers' component choices).
+  const audienceUrl = root.dataset.audienceUrl;
+  let audienceTimer = null;
+  let audienceSeq = 0;
+  function updateAudience(type) {
+    const out = $('preview-audience');
+    if (!audienceUrl || !out) return;
+    clearTimeout(audienceTimer);
+    audienceTimer = setTimeout(() => {
+      const params = new URLSearchParams({ event: type });
+      if (form) {
+        const ids = [...form.querySelectorAll('input[name=affected]:checked')].map((el) => el.value);
+        if (ids.length) params.set('component_ids', ids.join(','));
+        const impact = form.querySelector('[name=impact]');
+        if (impact && impact.value) params.set('impact', impact.value);
+        const notify = form.querySelector('[name=notify]');
+        if (notify && !notify.checked) params.set('notify', '0');
+      }
+      const seq = ++audienceSeq;
+      fetch(`${audienceUrl}?${params}`, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+        .then((r) => (r.ok ? r.json() : null))
+        .then((data) => {
+          if (!data || seq !== audienceSeq) return;
+          out.textContent = data.reason
+            ? `No current subscriber would get it: ${data.reason}.`
+            : `${data.count} current subscriber${data.count === 1 ? '' : 's'} would get it.`;
+          root.dataset.audience = String(data.count);
+        })
+        .catch(() => {});
+    }, 250);
   }
 
   function render() {
@@ -94,6 +131,24 @@
     else state += ' — subscribers will get:';
     $('preview-state').textContent = state;
     root.dataset.previewEvent = type;
+    updateAudience(type);
+  }
+
+  // Push settings page: the preview follows the trigger row being edited, with its unsaved templates.
+  const triggerForm = document.getElementById('trigger-form');
+  if (triggerForm) {
+    const follow = (e) => {
+      const row = e.target.closest('tr');
+      const title = row && row.querySelector('input[name^="title-"]');
+      if (!title) return;
+      const type = title.name.slice('title-'.length);
+      const field = (name) => row.querySelector(`[name="${name}-${type}"]`);
+      previews[type] = Object.assign({}, previews[type], {
+        title: title.value, body: field('body').value, enabled: field('enabled').checked });
+      triggerRowEvent = type;
+      render();
+    };
+    ['focusin', 'input', 'change'].forEach((name) => triggerForm.addEventListener(name, follow));
   }
 
   if (form) {

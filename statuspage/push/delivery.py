@@ -30,6 +30,7 @@ from sqlalchemy import Integer, Select, and_, any_, func, literal, or_, select, 
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import OperationalError
 
+from .. import reminders
 from ..errors import ServiceError, ValidationError
 from ..extensions import db
 from ..jobs import EnqueueError, JobName, enqueue
@@ -55,7 +56,7 @@ from .retry import retry_policy
 from .sender import OutgoingPush, PushOutcome, PushResult, PushSender
 from .settings import absolute_url, badge_url, get_settings, icon_url
 from .subscriptions import is_allowed_endpoint
-from .triggers import build_payload, event_tag, get_trigger
+from .triggers import build_payload, condition_reason, event_tag, get_trigger
 
 log = logging.getLogger(__name__)
 
@@ -132,16 +133,28 @@ def matching_ids(event: Event, *, left_since: datetime | None = None) -> Select:
     return select(Subscription.id).where(wanted)
 
 
+def policy_reason(event: Event) -> str | None:
+    """Why the admin's choices keep this event from being sent (notify off, push off, trigger off
+    or its conditions unmet), else None. The composer's audience preview asks this too."""
+    if not event.notify:
+        return "the admin chose not to notify subscribers"
+    if not get_settings().enabled:
+        return "push notifications are disabled"
+    trigger = get_trigger(event.type)
+    if not trigger.enabled:
+        return f"the {event.type} trigger is off"
+    return condition_reason(trigger, event)
+
+
 def skip_reason(event: Event) -> tuple[EventState, str] | None:
     """(state, reason) when the event must not be sent, else None."""
-    if not event.notify:
-        return EventState.SKIPPED, "the admin chose not to notify subscribers"
-    if not get_settings().enabled:
-        return EventState.SKIPPED, "push notifications are disabled"
-    if not get_trigger(event.type).enabled:
-        return EventState.SKIPPED, f"the {event.type} trigger is off"
+    policy = policy_reason(event)
+    if policy:
+        return EventState.SKIPPED, policy
     if event.type in COMPONENT_EVENTS:
         return _debounce_reason(event)
+    if event.type == "maintenance.reminder":
+        return reminders.stale_reason(event)
     return None
 
 

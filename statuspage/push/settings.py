@@ -1,4 +1,4 @@
-"""Site-wide push settings (enabled, icon, badge, debounce)."""
+"""Site-wide push settings (enabled, icon, badge, debounce, maintenance reminder lead times)."""
 from __future__ import annotations
 
 from typing import Any
@@ -13,9 +13,13 @@ from ..extensions import db
 from ..models import PushSettings
 from .keys import KeysUnavailable, current_keys, public_key
 
-SETTINGS_FIELDS = ("enabled", "icon_url", "badge_url", "debounce_seconds", "payload_format")
+SETTINGS_FIELDS = ("enabled", "icon_url", "badge_url", "debounce_seconds", "payload_format",
+                   "maintenance_reminder_minutes")
 #: formats.PayloadFormat values (kept here as strings: formats imports triggers imports this module).
 PAYLOAD_FORMATS = ("auto", "classic", "declarative")
+DEFAULT_REMINDER_MINUTES = (60,)
+MAX_REMINDERS = 5
+MAX_REMINDER_MINUTES = 7 * 24 * 60  # a week ahead
 DEFAULT_ICON = "/static/icons/icon-192.png"
 DEFAULT_BADGE = "/static/icons/badge-96.png"
 
@@ -72,6 +76,26 @@ def _image_url(data: dict, name: str) -> str | None:
     return value
 
 
+def reminder_minutes(settings: PushSettings) -> list[int]:
+    """The maintenance.reminder lead times, largest first (the default when never set)."""
+    value = settings.maintenance_reminder_minutes
+    return sorted(DEFAULT_REMINDER_MINUTES if value is None else value, reverse=True)
+
+
+def parse_reminder_minutes(value: Any) -> list[int]:
+    """A list of minutes before a maintenance starts ([] = no reminders); the admin form sends
+    them as text ("1440, 60"), the API as a JSON list."""
+    name = "maintenance_reminder_minutes"
+    if isinstance(value, str):
+        value = [part for part in value.replace(",", " ").split()]
+    if not isinstance(value, list):
+        raise ValidationError(f"{name} must be a list of minutes, e.g. [1440, 60]", field=name)
+    if len(value) > MAX_REMINDERS:
+        raise ValidationError(f"{name} may hold at most {MAX_REMINDERS} lead times", field=name)
+    minutes = {v.parse_int(item, name, minimum=1, maximum=MAX_REMINDER_MINUTES) for item in value}
+    return sorted(minutes, reverse=True)
+
+
 def update_settings(data: dict[str, Any]) -> PushSettings:
     v.require_object(data, SETTINGS_FIELDS, what="push settings")
     settings = get_settings()
@@ -85,6 +109,8 @@ def update_settings(data: dict[str, Any]) -> PushSettings:
         settings.debounce_seconds = v.integer(data, "debounce_seconds", minimum=0, maximum=3600)
     if "payload_format" in data:
         settings.payload_format = v.choice(data, "payload_format", PAYLOAD_FORMATS, required=True)
+    if "maintenance_reminder_minutes" in data:
+        settings.maintenance_reminder_minutes = parse_reminder_minutes(data["maintenance_reminder_minutes"])
     db.session.flush()
     return settings
 
@@ -101,4 +127,5 @@ def settings_dict(settings: PushSettings) -> dict[str, Any]:
         "debounce_seconds": settings.debounce_seconds
         if settings.debounce_seconds is not None else current_app.config["PUSH_DEBOUNCE_SECONDS"],
         "payload_format": settings.payload_format or "auto",
+        "maintenance_reminder_minutes": reminder_minutes(settings),
     }

@@ -14,11 +14,12 @@ from .. import validation as v
 from ..errors import ValidationError
 from ..extensions import db
 from ..markdown import plain_text
-from ..models import EVENT_TYPES, Event, PushSettings, Trigger
+from ..models import EVENT_TYPES, INCIDENT_IMPACTS, Component, Event, PushSettings, Trigger
 from .crypto import MAX_PLAINTEXT
 from .settings import absolute_url, badge_url, get_settings, icon_url
 
-PLACEHOLDERS = ("site_name", "incident_name", "status", "impact", "component_name", "update_body", "url")
+PLACEHOLDERS = ("site_name", "incident_name", "status", "impact", "component_name", "update_body", "url",
+                "starts_at", "starts_in")
 PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
 URGENCIES = ("very-low", "low", "normal", "high")
 
@@ -39,8 +40,11 @@ DEFAULT_TRIGGERS: dict[str, dict[str, Any]] = {
                               "title": "Maintenance scheduled: {incident_name}", "body": "{update_body}"},
     "maintenance.completed": {"enabled": False, "urgency": "low",
                               "title": "Maintenance completed: {incident_name}", "body": "{update_body}"},
+    "maintenance.reminder": {"enabled": True, "urgency": "normal",
+                             "title": "Maintenance in {starts_in}: {incident_name}",
+                             "body": "Starts {starts_at}. {update_body}"},
 }
-TRIGGER_FIELDS = ("enabled", "title_template", "body_template", "urgency", "ttl")
+TRIGGER_FIELDS = ("enabled", "title_template", "body_template", "urgency", "ttl", "min_impact", "component_ids")
 
 
 def ensure_triggers() -> dict[str, Trigger]:
@@ -62,7 +66,45 @@ def get_trigger(event_type: str) -> Trigger:
 
 def trigger_dict(t: Trigger) -> dict[str, Any]:
     return {"event": t.event_type, "enabled": t.enabled, "title_template": t.title_template,
-            "body_template": t.body_template, "urgency": t.urgency, "ttl": t.ttl}
+            "body_template": t.body_template, "urgency": t.urgency, "ttl": t.ttl,
+            "min_impact": t.min_impact, "component_ids": t.component_ids or []}
+
+
+def has_impact(event_type: str) -> bool:
+    """Only incident events carry an impact a trigger's `min_impact` can be compared with."""
+    return event_type.startswith("incident.")
+
+
+def condition_reason(trigger: Trigger, event: Event) -> str | None:
+    """Why the trigger's conditions keep this event from being sent, or None. An event about no
+    component in particular (an incident without components) concerns the whole site and passes
+    a component condition, as it reaches subscribers who chose components."""
+    ctx = event.context or {}
+    if trigger.min_impact and has_impact(event.type):
+        impact = ctx.get("impact") or "none"
+        rank = INCIDENT_IMPACTS.index
+        if impact in INCIDENT_IMPACTS and rank(impact) < rank(trigger.min_impact):
+            return f"impact {impact} is below the {event.type} trigger's minimum ({trigger.min_impact})"
+    if trigger.component_ids:
+        about = ctx.get("component_ids") or ([event.component_id] if event.component_id else [])
+        if about and not set(about) & set(trigger.component_ids):
+            return f"the {event.type} trigger is limited to other components"
+    return None
+
+
+def _conditions(row: Trigger, event_type: str, changes: dict) -> None:
+    if "min_impact" in changes:
+        impact = v.choice(changes, "min_impact", INCIDENT_IMPACTS)
+        if impact not in (None, "none") and not has_impact(event_type):
+            raise ValidationError(f"min_impact applies to incident events only, not to {event_type}",
+                                  field="min_impact")
+        row.min_impact = None if impact == "none" else impact
+    if "component_ids" in changes:
+        ids = v.id_list(changes, "component_ids") or []
+        for cid in ids:
+            if db.session.get(Component, cid) is None:
+                raise ValidationError(f"component_ids: component {cid} does not exist", field="component_ids")
+        row.component_ids = sorted(ids) or None
 
 
 def check_template(template: str, field: str) -> str:
@@ -107,6 +149,7 @@ def update_triggers(data: Any) -> list[Trigger]:
             row.urgency = v.choice(changes, "urgency", URGENCIES, required=True)
         if "ttl" in changes:
             row.ttl = v.integer(changes, "ttl", minimum=0, maximum=28 * 86400, required=True)
+        _conditions(row, event_type, changes)
     db.session.flush()
     return [rows[e] for e in EVENT_TYPES]
 
@@ -128,6 +171,9 @@ def event_values(event: Event) -> dict[str, str]:
         "component_name": ctx.get("component_name") or "",
         "update_body": plain_text(ctx.get("update_body") or ""),
         "url": url,
+        # maintenance reminders: the start in the site's zone, and how far ahead it is
+        "starts_at": ctx.get("starts_at") or "",
+        "starts_in": ctx.get("starts_in") or "",
     }
 
 

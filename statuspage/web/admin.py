@@ -7,7 +7,7 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from .. import auth
@@ -27,12 +27,21 @@ from ..models import (
     SUBSCRIPTION_STATUSES,
 )
 from ..publish import publish_state
+from ..push.audience import audience_from_query
 from ..push.delivery import queue_test_push
+from ..push.key_admin import generate_first_keys, key_management, rotate_keys
 from ..push.keys import KeysUnavailable, current_keys
 from ..push.reports import acknowledge_alerts, event_dict, open_alerts, recent_events
 from ..push.settings import get_settings, settings_dict, update_settings
 from ..push.subscriptions import get_subscription, list_subscriptions, subscription_dict
-from ..push.triggers import PLACEHOLDERS, URGENCIES, ensure_triggers, preview_payloads, update_triggers
+from ..push.triggers import (
+    PLACEHOLDERS,
+    URGENCIES,
+    ensure_triggers,
+    has_impact,
+    preview_payloads,
+    update_triggers,
+)
 from ..summary import build_summary
 from ..timeutil import site_tz, utcnow
 from ..validation import ascii_int, parse_id, parse_int
@@ -316,6 +325,8 @@ def push_settings():
                 data["payload_format"] = form["payload_format"]
             if form.get("debounce_seconds", "").strip():
                 data["debounce_seconds"] = parse_int(form["debounce_seconds"].strip(), "debounce_seconds")
+            if "maintenance_reminder_minutes" in form:  # text, "1440, 60"; empty = no reminders
+                data["maintenance_reminder_minutes"] = form["maintenance_reminder_minutes"]
             run_service(update_settings, data, success="Push settings saved.")
         elif form.get("section") == "triggers":
             changes = {}
@@ -325,7 +336,10 @@ def push_settings():
                     "title_template": form.get(f"title-{event_type}", ""),
                     "body_template": form.get(f"body-{event_type}", ""),
                     "urgency": form.get(f"urgency-{event_type}", "normal"),
+                    "component_ids": form.getlist(f"components-{event_type}"),
                 }
+                if has_impact(event_type):
+                    changes[event_type]["min_impact"] = form.get(f"min_impact-{event_type}") or None
             run_service(update_triggers, changes, success="Triggers saved.")
         return redirect(url_for("admin.push_settings"))
     try:
@@ -334,10 +348,60 @@ def push_settings():
         keys, key_error = None, str(exc)
     settings = get_settings()
     triggers = ensure_triggers()
+    key_admin = key_management()
     commit()
-    return render_template("admin/push.html", keys=keys, key_error=key_error, settings=settings_dict(settings),
+    return render_template("admin/push.html", keys=keys, key_error=key_error, key_admin=key_admin,
+                           settings=settings_dict(settings),
                            triggers=triggers.values(), placeholders=PLACEHOLDERS, urgencies=URGENCIES,
-                           **_preview_context())
+                           impacts=[i for i in INCIDENT_IMPACTS if i != "none"], has_impact=has_impact,
+                           components=components_svc.list_components(), **_preview_context())
+
+
+@bp.post("/push/keys/generate")
+@admin_only
+def generate_push_keys():
+    row = run_service(generate_first_keys, Actor.of(current_user), request.form.get("subject", "").strip() or None)
+    if row:
+        flash("VAPID keys generated: visitors can subscribe now.", "success")
+    return redirect(url_for("admin.push_settings"))
+
+
+@bp.route("/push/keys/rotate", methods=["GET", "POST"])
+@admin_only
+def rotate_push_keys():
+    """Rotation is confirmed on a page of its own that names how many subscriptions expire; the
+    count is sent back and checked, so nobody confirms a number that is no longer true."""
+    if request.method == "POST":
+        confirmed = ascii_int(request.form.get("confirm_expiring", "").strip())
+        if confirmed is None:
+            flash("Confirm the rotation with the button below.", "error")
+        else:
+            result = run_service(rotate_keys, Actor.of(current_user), confirmed,
+                                 request.form.get("subject", "").strip() or None)
+            if result:
+                flash(f"VAPID keys rotated: {result[1]} subscription(s) expired. Browsers with the page open "
+                      "resubscribe with the new key on their next visit.", "success")
+                return redirect(url_for("admin.push_settings"))
+    state = key_management()
+    commit()
+    if not state["can_rotate"]:
+        flash("There are no stored VAPID keys to rotate." if not state["from_environment"]
+              else "The keys come from the environment (VAPID_PUBLIC_KEY / VAPID_PRIVATE_KEY); change them there.",
+              "error")
+        return redirect(url_for("admin.push_settings"))
+    return render_template("admin/push_rotate.html", key_admin=state)
+
+
+@bp.get("/push/audience")
+def push_audience():
+    """The composer's live count of who would get the message (static/js/admin-preview.js)."""
+    try:
+        result = audience_from_query(request.args)
+    except ServiceError as exc:
+        rollback()
+        return jsonify(exc.to_dict()), exc.status_code
+    commit()
+    return jsonify(result)
 
 
 @bp.get("/subscriptions")

@@ -15,6 +15,7 @@ from ..events import commit
 from ..integrations import service as integrations_svc
 from ..models import SUBSCRIPTION_STATUSES
 from ..push import subscriptions as subscriptions_svc
+from ..push.audience import audience_from_query
 from ..push.delivery import queue_test_push
 from ..push.reports import event_dict, recent_events
 from ..push.settings import get_settings, settings_dict, update_settings
@@ -283,6 +284,14 @@ def put_push_settings():
     settings = update_settings(json_body())
     commit()
     return jsonify(settings_dict(settings))
+
+
+@bp.get("/push/audience")
+@token_required
+def get_push_audience():
+    result = audience_from_query(request.args)
+    commit()
+    return jsonify(result)
 
 
 @bp.get("/subscriptions")

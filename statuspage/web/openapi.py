@@ -97,13 +97,21 @@ def build_openapi() -> dict[str, Any]:
                            "notify": {"type": "boolean", "description": "send incident.updated (default false)"}}},
         "Trigger": {"type": "object", "additionalProperties": False, "properties": {
             "enabled": {"type": "boolean"}, "title_template": {"type": "string"}, "body_template": {"type": "string"},
-            "urgency": {"enum": ["very-low", "low", "normal", "high"]}, "ttl": {"type": "integer", "minimum": 0}}},
+            "urgency": {"enum": ["very-low", "low", "normal", "high"]}, "ttl": {"type": "integer", "minimum": 0},
+            "min_impact": {"type": ["string", "null"], "enum": [*INCIDENT_IMPACTS, None],
+                           "description": "incident events only: not sent below this impact"},
+            "component_ids": {**IDS, "description": "sent only for events about one of these components "
+                                                    "(or about no component in particular); [] = any"}}},
         "PushSettings": {"type": "object", "additionalProperties": False, "properties": {
             "enabled": {"type": "boolean"}, "icon_url": {"type": ["string", "null"]},
             "badge_url": {"type": ["string", "null"]}, "debounce_seconds": {"type": "integer", "minimum": 0},
             "payload_format": {"enum": ["auto", "classic", "declarative"],
                                "description": "auto (default): Declarative Web Push for Apple endpoints, classic "
-                                              "JSON for the others; classic or declarative: that shape for all"}}},
+                                              "JSON for the others; classic or declarative: that shape for all"},
+            "maintenance_reminder_minutes": {
+                "type": "array", "maxItems": 5, "items": {"type": "integer", "minimum": 1, "maximum": 10080},
+                "description": "maintenance.reminder lead times, minutes before a scheduled start "
+                               "(default [60]; [] sends none)"}}},
         "PushSubscription": {
             "type": "object", "required": ["endpoint", "keys"], "additionalProperties": False,
             "description": "PushSubscription.toJSON(); the endpoint must be on a known push service "
@@ -183,6 +191,17 @@ def build_openapi() -> dict[str, Any]:
             "get": _op("Push settings", resp={"type": "object"}),
             "put": _op("Change push settings (admin)", body=_ref("PushSettings"), resp={"type": "object"},
                        errors=(400, 401, 403)),
+        },
+        "/api/v1/push/audience": {
+            "get": _op("How many current subscribers a message would reach (the composer's preview)", params=[
+                {"name": "event", "in": "query", "required": True, "schema": {"enum": list(EVENT_TYPES)}},
+                {"name": "component_ids", "in": "query", "schema": {"type": "string"},
+                 "description": "comma-separated component ids"},
+                {"name": "impact", "in": "query", "schema": {"enum": list(INCIDENT_IMPACTS)}},
+                {"name": "notify", "in": "query", "schema": {"enum": ["1", "0", "true", "false"]}},
+            ], resp={"type": "object", "properties": {"event": {"type": "string"}, "count": {"type": "integer"},
+                                                      "reason": {"type": ["string", "null"]}}},
+                errors=(400, 401)),
         },
         "/api/v1/subscriptions": {"get": _op("List push subscriptions", params=list_params, resp={"type": "object"})},
         "/api/v1/subscriptions/{subscription_id}/test": {
