@@ -386,6 +386,10 @@ class Subscription(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_active_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The visitor's choices besides components (push.subscriptions.CHOICES): maintenance events
+    # too, or incidents only; and whether to hear that an incident is resolved.
+    notify_maintenance: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    notify_resolved: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     components: Mapped[list[Component]] = relationship(secondary=subscription_components)
 

@@ -53,7 +53,7 @@ from .keys import KeysUnavailable, current_keys
 from .retry import retry_policy
 from .sender import OutgoingPush, PushOutcome, PushResult, PushSender
 from .settings import absolute_url, badge_url, get_settings, icon_url
-from .subscriptions import is_allowed_endpoint
+from .subscriptions import MAINTENANCE_EVENT_PREFIX, RESOLVED_EVENTS, is_allowed_endpoint
 from .triggers import build_payload, encode_payload, event_tag, get_trigger
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,11 @@ def matching_ids(event: Event, *, left_since: datetime | None = None) -> Select:
         chosen = select(subscription_components.c.subscription_id).where(
             subscription_components.c.component_id.in_(component_ids))
         wanted = and_(wanted, or_(Subscription.all_components.is_(True), Subscription.id.in_(chosen)))
+    # The visitor's own choices: incidents only (no maintenance events), no "resolved" notices.
+    if event.type.startswith(MAINTENANCE_EVENT_PREFIX):
+        wanted = and_(wanted, Subscription.notify_maintenance.is_(True))
+    if event.type in RESOLVED_EVENTS:
+        wanted = and_(wanted, Subscription.notify_resolved.is_(True))
     if left_since is not None:
         # (unsubscribing clears the component filter, so those are matched whatever it was)
         left = and_(Subscription.status != SubscriptionStatus.ACTIVE, Subscription.updated_at >= left_since)

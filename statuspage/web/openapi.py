@@ -111,7 +111,13 @@ def build_openapi() -> dict[str, Any]:
                 "keys": {"type": "object", "required": ["p256dh", "auth"], "additionalProperties": False,
                          "properties": {"p256dh": {"type": "string", "maxLength": 100},
                                         "auth": {"type": "string", "maxLength": 40}}},
-                "components": IDS, "oldEndpoint": {"type": "string", "maxLength": 2048}}},
+                "components": IDS, "oldEndpoint": {"type": "string", "maxLength": 2048},
+                "maintenance": {"type": "boolean", "description": "also maintenance events (scheduled, "
+                                "reminder, started, completed); false = incidents only. Default true; "
+                                "left out, an existing subscription keeps its choice."},
+                "resolved": {"type": "boolean", "description": "be told when an incident is resolved or a "
+                             "component recovers. Default true; left out, an existing subscription keeps "
+                             "its choice."}}},
     }
     schemas.update(_integration_schemas())
     schemas["ComponentCreate"] = {**schemas["ComponentInput"], "required": ["name"]}

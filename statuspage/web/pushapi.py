@@ -9,7 +9,7 @@ from ..extensions import limiter
 from ..push.delivery import queue_test_push
 from ..push.keys import public_key
 from ..push.settings import push_available
-from ..push.subscriptions import find_subscription, subscribe, unsubscribe
+from ..push.subscriptions import choices_dict, find_subscription, subscribe, unsubscribe
 from .api import json_body
 from .http import json_error
 
@@ -39,7 +39,7 @@ def create_subscription():
         return json_error("push notifications are turned off on this status page", 503)
     sub, created = subscribe(json_body(), request.headers.get("User-Agent"))
     commit()
-    return jsonify({"id": sub.id, "status": sub.status}), (201 if created else 200)
+    return jsonify({"id": sub.id, "status": sub.status, **choices_dict(sub)}), (201 if created else 200)
 
 
 @bp.delete("/subscriptions")
