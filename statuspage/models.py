@@ -355,9 +355,25 @@ class Event(db.Model):
     sent_count: Mapped[int] = mapped_column(Integer, default=0)
     expired_count: Mapped[int] = mapped_column(Integer, default=0)
     failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    # What the visitors' service workers reported (push.seen): notifications shown and clicked,
+    # counted per event only (no subscriber is identified) and never above sent_count.
+    shown_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    opened_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     incident: Mapped[Incident | None] = relationship()
     component: Mapped[Component | None] = relationship()
+
+
+class EventShownLatency(db.Model):
+    """How long an event's notifications took from its fan-out to being shown: a histogram per
+    event (push.seen.LATENCY_BUCKETS), so p50/p95 need no per-notification rows."""
+
+    __tablename__ = "event_shown_latency"
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)
+    # Index into push.seen.LATENCY_BUCKETS: shown at most that many seconds after the fan-out.
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 subscription_components = Table(

@@ -1,4 +1,5 @@
-"""Anonymous visitor push API under /api/push: public key, subscribe, unsubscribe, test push."""
+"""Anonymous visitor push API under /api/push: public key, subscribe, unsubscribe, test push, and
+the service worker's seen/opened reports."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
@@ -8,6 +9,7 @@ from ..events import commit
 from ..extensions import limiter
 from ..push.delivery import queue_test_push
 from ..push.keys import public_key
+from ..push.seen import parse_reports, record_reports
 from ..push.settings import push_available
 from ..push.subscriptions import choices_dict, find_subscription, subscribe, unsubscribe
 from .api import json_body
@@ -62,3 +64,14 @@ def test_push():
         raise NotFoundError("no subscription with that endpoint; subscribe first")
     queue_test_push(sub)
     return jsonify({"queued": True}), 202
+
+
+@bp.post("/reports")
+@limiter.limit(_limit("RATELIMIT_PUSH_REPORTS", "120 per minute; 2000 per day"))
+def report_notifications():
+    """The service worker reports notifications shown and opened, by event id only (push.seen)."""
+    counted = record_reports(parse_reports(json_body()))
+    commit()
+    response = jsonify(counted)
+    response.headers["Cache-Control"] = "no-store"
+    return response, 202
