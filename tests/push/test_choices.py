@@ -146,3 +146,17 @@ def test_a_choice_that_is_not_a_boolean_is_refused_and_stores_nothing(eager_app,
     assert r.json["error"] == f"{field} must be true or false"
     with eager_app.app_context():
         assert db.session.execute(select(func.count(Subscription.id))).scalar_one() == 0
+
+
+def test_admins_see_a_subscriber_s_choices_when_they_differ_from_the_defaults(eager_app, sim, eager_api):
+    key = ph.generate_keys(eager_app)
+    ph.subscribe(eager_api.client, sim, key)
+    ph.subscribe(eager_api.client, sim, key, maintenance=False, resolved=False)
+    ph.subscribe(eager_api.client, sim, key, resolved=False)
+    client = eager_app.test_client()
+    r = client.post("/admin/login", data={"email": "admin@example.com", "password": "correct horse battery"})
+    assert r.status_code == 302
+    page = client.get("/admin/subscriptions").get_data(as_text=True)
+    assert page.count('<span class="hint choices">') == 2
+    assert '<span class="hint choices">incidents only · no resolved notices</span>' in page
+    assert '<span class="hint choices">no resolved notices</span>' in page
