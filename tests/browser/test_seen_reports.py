@@ -62,3 +62,39 @@ def test_service_worker_reports_shown_and_opened_by_event_id(live, page, context
     assert _wait_for_counts(live, event_id, (1, 1)) == (1, 1)
     time.sleep(1)
     assert _wait_for_counts(live, event_id, (1, 1), timeout=0) == (1, 1)
+
+
+BOUNDS_JS = """
+async () => {
+  const realFetch = self.fetch;
+  const posts = [];
+  const push = (id) => ({ data: { text: () => JSON.stringify({ event_id: id, tag: 'bound-' + id }) } });
+  self.fetch = () => Promise.reject(new TypeError('offline'));
+  try {
+    const ids = Array.from({ length: 60 }, (_, i) => 1000000 + i);
+    await Promise.all([...ids, 1000059, 1000059].map((id) => StatusReport.shown(push(id))));
+    const queued = (await StatusPush.store.get('reportQueue')).map((r) => r.event);
+    self.fetch = (url, init) => { posts.push(JSON.parse(init.body)); return realFetch(url, init); };
+    await StatusReport.shown(push(2000000));
+    const left = (await StatusPush.store.get('reportQueue')).length;
+    return { queued, posts, left };
+  } finally {
+    self.fetch = realFetch;
+  }
+}
+"""
+
+
+def test_reports_wait_offline_in_a_bounded_queue_and_go_in_one_batch(live, page, context):
+    page.goto(live.url + "/")
+    expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "unsubscribed")
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    [worker] = [w for w in context.service_workers if w.url.endswith("/sw-push.js")]
+    result = worker.evaluate(BOUNDS_JS)
+    # Offline: 60 events (one of them reported three times) queue up, bounded to the newest 50.
+    assert result["queued"] == list(range(1000010, 1000060))
+    # Back online: the next report sends everything queued in one request, and the queue empties.
+    [post] = result["posts"]
+    assert [r["event"] for r in post["reports"]] == [*range(1000011, 1000060), 2000000]
+    assert all(set(r) == {"event", "kind", "age"} and r["kind"] == "shown" for r in post["reports"])
+    assert result["left"] == 0
