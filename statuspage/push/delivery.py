@@ -599,7 +599,11 @@ def resume_event(event_id: int) -> dict[str, int]:
         db.session.execute(update(Event).where(Event.id == event_id)
                            .values(failed_count=Event.failed_count + len(interrupted)))
     db.session.commit()
-    batches = enqueue_batches(event)
+    if not _unclaimed_exist(event):
+        _settle_targeted(event_id)
+        batches = 0
+    else:
+        batches = enqueue_batches(event)
     overdue_rows = db.session.execute(
         select(Delivery.subscription_id, Delivery.attempts).where(
             Delivery.event_id == event_id, Delivery.outcome == DeliveryState.RETRY,
@@ -611,6 +615,24 @@ def resume_event(event_id: int) -> dict[str, int]:
         _enqueue_retry(event_id, overdue, max(row[1] for row in overdue_rows) + 1)
     _mark_progress(event_id)
     return {"interrupted": len(interrupted), "batches": batches, "retries": len(overdue)}
+
+
+def _unclaimed_exist(event: Event) -> bool:
+    """Whether a subscription the event is for has no delivery row yet (a batch still to run)."""
+    unclaimed = matching_ids(event, left_since=event.fanned_out_at).where(
+        ~select(Delivery.id).where(Delivery.event_id == event.id, Delivery.subscription_id == Subscription.id)
+        .exists()).limit(1)
+    return db.session.execute(unclaimed).first() is not None
+
+
+def _settle_targeted(event_id: int) -> None:
+    """Every subscription the event is still for has a delivery row, yet the counts fall short of
+    what fan-out counted: some changed their choices or components between the count and their
+    batch, and were rightly not sent to. What was targeted is then the rows there are."""
+    claimed = select(func.count()).select_from(Delivery).where(Delivery.event_id == event_id).scalar_subquery()
+    db.session.execute(update(Event).where(Event.id == event_id, Event.queued_count > claimed)
+                       .values(queued_count=claimed))
+    db.session.commit()
 
 
 # --- test pushes --------------------------------------------------------------------------

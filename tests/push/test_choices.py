@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from statuspage.extensions import db
-from statuspage.models import Subscription
+from statuspage.models import Event, Subscription
 from tests.push import helpers as ph
 
 
@@ -160,3 +160,38 @@ def test_admins_see_a_subscriber_s_choices_when_they_differ_from_the_defaults(ea
     assert page.count('<span class="hint choices">') == 2
     assert '<span class="hint choices">incidents only · no resolved notices</span>' in page
     assert '<span class="hint choices">no resolved notices</span>' in page
+
+
+def test_a_choice_changed_between_fan_out_and_batch_still_finishes_the_event(rq_app, sim, rq_api):
+    """Fan-out counts who wants the event; a visitor who opts out before their batch runs is not
+    sent to, and the sweeper's resume then finishes the event with what was really targeted
+    instead of leaving it "sending" forever."""
+    from statuspage.worker import AppWorker
+
+    key = ph.generate_keys(rq_app)
+    changing, _ = ph.subscribe(rq_api.client, sim, key)
+    staying, _ = ph.subscribe(rq_api.client, sim, key)
+    incident_id = _incident(rq_api)
+    ph.run_worker(rq_app)
+    r = rq_api.post(f"/api/v1/incidents/{incident_id}/updates", json={"status": "resolved", "body": "Fixed."})
+    assert r.status_code == 201, r.json
+    q = ph.queue(rq_app)
+    with rq_app.app_context():
+        AppWorker([q], connection=q.connection).work(burst=True, max_jobs=1, logging_level="WARNING")  # fan-out
+    r = rq_api.client.post("/api/push/subscriptions", json={**changing.to_json(), "resolved": False})
+    assert r.status_code == 200
+    ph.run_worker(rq_app)
+    assert _events(sim, changing) == ["incident.created"]
+    assert _events(sim, staying) == ["incident.created", "incident.resolved"]
+    [resolved] = ph.event_rows(rq_app, "incident.resolved")
+    assert (resolved.state, resolved.queued_count, resolved.sent_count) == ("sending", 2, 1)
+
+    with rq_app.app_context():  # the stall window passes; the sweeper resumes the event
+        row = db.session.get(Event, resolved.id)
+        row.progress_at -= timedelta(minutes=10)
+        db.session.commit()
+    assert rq_app.test_cli_runner().invoke(args=["sweep"]).exit_code == 0
+    ph.run_worker(rq_app)
+    [resolved] = ph.event_rows(rq_app, "incident.resolved")
+    assert (resolved.state, resolved.queued_count, resolved.sent_count) == ("done", 1, 1)
+    assert _events(sim, changing) == ["incident.created"]
