@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import Integer, Select, and_, any_, func, literal, or_, select, true, update
+from sqlalchemy import Integer, Select, and_, any_, case, func, literal, or_, select, true, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import OperationalError
 
@@ -520,10 +520,16 @@ def _mark_progress(event_id: int) -> bool:
             Event.sent_count + Event.expired_count + Event.failed_count >= Event.queued_count,
             ~select(Delivery.id).where(Delivery.event_id == event_id,
                                        Delivery.outcome.in_(OPEN_DELIVERY_STATES)).exists(),
-        ).values(state=EventState.DONE, finished_at=utcnow())
+        ).values(state=EventState.DONE, finished_at=utcnow(),
+                 # seen/opened reports were capped at what it targeted while sending (push.seen)
+                 shown_count=_at_most_sent(Event.shown_count), opened_count=_at_most_sent(Event.opened_count))
     ).rowcount
     db.session.commit()
     return done == 1
+
+
+def _at_most_sent(column):
+    return case((column > Event.sent_count, Event.sent_count), else_=column)
 
 
 def record_alert(reason: str, count: int = 1) -> None:

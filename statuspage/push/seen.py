@@ -7,7 +7,10 @@ histogram, nothing per subscriber.
 
 Forged or duplicated reports cannot push an event's counts past what it actually sent: each
 counter is capped at ``Event.sent_count`` under a row lock, and events that sent nothing take no
-reports. Reports are bounded (MAX_REPORTS per request, age at most MAX_AGE_MS) and the endpoint is
+reports. While an event is still being delivered the cap is what it targets (a phone can show a
+notification before its batch has written "sent"; those reports must not be lost), and the counts
+are clamped to ``sent_count`` when it finishes (``push.delivery._mark_progress``). Reports are
+bounded (MAX_REPORTS per request, age at most MAX_AGE_MS) and the endpoint is
 rate-limited per client; a request with anything malformed is refused whole (400, nothing stored).
 """
 from __future__ import annotations
@@ -26,7 +29,7 @@ from .. import validation as v
 from ..database import insert, write_lock
 from ..errors import ValidationError
 from ..extensions import db
-from ..models import Event, EventShownLatency
+from ..models import DELIVERING_EVENT_STATES, Event, EventShownLatency
 from ..timeutil import utcnow
 
 MAX_REPORTS = 50  # per request; the service worker sends at most this many at once
@@ -91,13 +94,14 @@ def record_reports(reports: Iterable[Report]) -> dict[str, int]:
     # so two requests naming the same events never wait on each other in a cycle.
     write_lock()
     events = db.session.execute(
-        select(Event).where(Event.id.in_(sorted(by_event)), Event.sent_count > 0)
+        select(Event).where(Event.id.in_(sorted(by_event)), Event.fanned_out_at.is_not(None))
         .order_by(Event.id).with_for_update()
     ).scalars().all()
     for event in events:
         kinds = by_event[event.id]
-        opened = min(len(kinds[ReportKind.OPENED]), max(0, event.sent_count - event.opened_count))
-        shown_ages = kinds[ReportKind.SHOWN][:max(0, event.sent_count - event.shown_count)]
+        cap = report_cap(event)
+        opened = min(len(kinds[ReportKind.OPENED]), max(0, cap - event.opened_count))
+        shown_ages = kinds[ReportKind.SHOWN][:max(0, cap - event.shown_count)]
         event.opened_count += opened
         event.shown_count += len(shown_ages)
         accepted += opened + len(shown_ages)
@@ -106,6 +110,14 @@ def record_reports(reports: Iterable[Report]) -> dict[str, int]:
                                    for age in shown_ages])
     db.session.flush()
     return {"accepted": accepted, "ignored": total - accepted}
+
+
+def report_cap(event: Event) -> int:
+    """How high an event's shown/opened counts may go: what it sent, or while it is still being
+    delivered, what it targets (clamped to sent when it finishes)."""
+    if event.state in DELIVERING_EVENT_STATES:
+        return max(event.sent_count, event.queued_count)
+    return event.sent_count
 
 
 def _add_latencies(event: Event, seconds: list[float]) -> None:

@@ -93,6 +93,30 @@ def test_forged_reports_cannot_inflate_another_event(app, client):
     assert _counts(app, big) == (0, 0)  # a neighbour's counts are untouched
 
 
+def test_reports_during_delivery_count_up_to_the_targets_and_are_clamped_to_sent_at_the_end(app, client):
+    """A phone can show a notification before its batch has recorded "sent": while the event is
+    still sending, reports count up to what it targets; when it finishes, never above sent."""
+    from statuspage.push.delivery import _mark_progress
+
+    with app.app_context():
+        now = utcnow()
+        event = Event(type="incident.created", context={}, state="sending", queued_count=10, sent_count=0,
+                      dispatched_at=now, fanned_out_at=now)
+        db.session.add(event)
+        db.session.commit()
+        event_id = event.id
+    r = _report(client, *[(event_id, "shown", 0)] * 12, *[(event_id, "opened", 0)] * 4)
+    assert r.json == {"accepted": 14, "ignored": 2}
+    assert _counts(app, event_id) == (10, 4)
+    with app.app_context():  # the batches finish: 3 sent, 7 failed
+        event = db.session.get(Event, event_id)
+        event.sent_count, event.failed_count = 3, 7
+        db.session.commit()
+        assert _mark_progress(event_id)
+    assert _counts(app, event_id) == (3, 3)
+    assert _report(client, (event_id, "opened", 0)).json == {"accepted": 0, "ignored": 1}
+
+
 @pytest.mark.parametrize("body,message", [
     ({}, "reports must be a non-empty list"),
     ({"reports": []}, "reports must be a non-empty list"),
