@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..models import COMPONENT_STATUSES, EVENT_TYPES, INCIDENT_IMPACTS, INCIDENT_STATUSES, MAINTENANCE_STATUSES
+from ..push.seen import MAX_AGE_MS, MAX_REPORTS
 
 
 def _ref(name: str) -> dict:
@@ -213,14 +214,14 @@ def build_openapi() -> dict[str, Any]:
                                                                "ignored": {"type": "integer"}}},
                         body={"type": "object", "required": ["reports"], "additionalProperties": False,
                               "properties": {"reports": {
-                                  "type": "array", "minItems": 1, "maxItems": 50,
+                                  "type": "array", "minItems": 1, "maxItems": MAX_REPORTS,
                                   "items": {"type": "object", "required": ["event", "kind", "age"],
                                             "additionalProperties": False, "properties": {
                                                 "event": {"type": "integer", "minimum": 1,
                                                           "maximum": 2**31 - 1},
                                                 "kind": {"enum": ["shown", "opened"]},
                                                 "age": {"type": "integer", "minimum": 0,
-                                                        "maximum": 7 * 24 * 3600 * 1000,
+                                                        "maximum": MAX_AGE_MS,
                                                         "description": "ms since it was shown/opened"}}}}}},
                         errors=(400, 413, 429)),
         },
