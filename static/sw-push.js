@@ -13,6 +13,8 @@
 importScripts('/static/js/push-shared.js'); /* global StatusPush */
 // Offline copies of the status and incident pages: a separate, self-contained file.
 importScripts('/static/js/sw-cache.js');
+// Seen/opened reports by event id only (hooks in the push and click handlers): a separate file.
+importScripts('/static/js/sw-report.js'); /* global StatusReport */
 
 const DEFAULT_TITLE = 'Status update';
 const DEFAULT_ICON = '/static/icons/icon-192.png';
@@ -125,6 +127,7 @@ self.addEventListener('push', (event) => {
         body: note.options.body, icon: DEFAULT_ICON, badge: DEFAULT_BADGE, data: note.options.data,
       });
     }
+    await StatusReport.shown(event);
   })());
 });
 
@@ -132,6 +135,7 @@ self.addEventListener('push', (event) => {
 
 self.addEventListener('notificationclick', (event) => {
   event.notification.close();
+  event.waitUntil(StatusReport.opened(event.notification));
   const target = sameOriginUrl(event.notification.data && event.notification.data.url);
   event.waitUntil((async () => {
     const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });

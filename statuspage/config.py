@@ -106,6 +106,8 @@ def load_config(instance_path: str) -> dict:
         "RATELIMIT_SUBSCRIBE": os.environ.get("RATELIMIT_SUBSCRIBE") or "30 per minute; 300 per day",
         "RATELIMIT_UNSUBSCRIBE": os.environ.get("RATELIMIT_UNSUBSCRIBE") or "30 per minute",
         "RATELIMIT_TEST_PUSH": os.environ.get("RATELIMIT_TEST_PUSH") or "3 per minute; 20 per day",
+        # The service worker's seen/opened reports (POST /api/push/reports), per client address.
+        "RATELIMIT_PUSH_REPORTS": os.environ.get("RATELIMIT_PUSH_REPORTS") or "120 per minute; 2000 per day",
         # Failed sign-ins only (a correct password never counts).
         "RATELIMIT_LOGIN": os.environ.get("RATELIMIT_LOGIN") or "10 per minute; 50 per hour",
         # Integration receivers (/api/hooks/<id>): per integration, counting accepted requests; and per

@@ -356,9 +356,25 @@ class Event(db.Model):
     sent_count: Mapped[int] = mapped_column(Integer, default=0)
     expired_count: Mapped[int] = mapped_column(Integer, default=0)
     failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    # What the visitors' service workers reported (push.seen): notifications shown and clicked,
+    # counted per event only (no subscriber is identified) and never above sent_count.
+    shown_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    opened_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     incident: Mapped[Incident | None] = relationship()
     component: Mapped[Component | None] = relationship()
+
+
+class EventShownLatency(db.Model):
+    """How long an event's notifications took from its fan-out to being shown: a histogram per
+    event (push.seen.LATENCY_BUCKETS), so p50/p95 need no per-notification rows."""
+
+    __tablename__ = "event_shown_latency"
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)
+    # Index into push.seen.LATENCY_BUCKETS: shown at most that many seconds after the fan-out.
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 subscription_components = Table(
@@ -390,6 +406,10 @@ class Subscription(db.Model):
     # The page re-sends its subscription on each visit (rate-limited): proof the browser still
     # holds it, since Safari can answer 201 for subscriptions it revoked (see PUSH_STALE_DAYS).
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The visitor's choices besides components (push.subscriptions.CHOICES): maintenance events
+    # too, or incidents only; and whether to hear that an incident is resolved.
+    notify_maintenance: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    notify_resolved: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     components: Mapped[list[Component]] = relationship(secondary=subscription_components)
 

@@ -4,7 +4,8 @@
  *   loading | unsupported | ios-install | denied | subscribed | unsubscribed | error | disabled
  * Server API (same origin, JSON):
  *   GET    /api/push/public-key      -> {"publicKey": "<base64url>"}
- *   POST   /api/push/subscriptions   {...PushSubscription.toJSON(), components, oldEndpoint?}
+ *   POST   /api/push/subscriptions   {...PushSubscription.toJSON(), components, maintenance?, resolved?,
+ *                                      oldEndpoint?} -> {"id", "status", "maintenance", "resolved"}
  *   DELETE /api/push/subscriptions   {"endpoint"}
  *   POST   /api/push/test            {"endpoint"} -> 202
  * Errors are {"error": "..."} and are shown to the visitor as is.
@@ -17,6 +18,8 @@ const SW_URL = '/sw-push.js';
 const TEST_URL = '/api/push/test';
 const SYNC_EVERY_MS = 24 * 60 * 60 * 1000; // re-POST an existing subscription at most daily
 const SW_READY_TIMEOUT_MS = 15000;
+// The visitor's choices besides components, as the server names them; stored under "choices".
+const DEFAULT_CHOICES = Object.freeze({ maintenance: true, resolved: true });
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -112,6 +115,10 @@ class SubscribeControl {
       components: $('subscribe-components'),
       all: $('subscribe-all'),
       boxes: Array.from(root.querySelectorAll('input[type="checkbox"][name="components"]')),
+      choices: $('subscribe-choices'),
+      incidentsOnly: $('subscribe-kind-incidents'),
+      withMaintenance: $('subscribe-kind-all'),
+      resolved: $('subscribe-resolved'),
       primary: $('subscribe-button'),
       save: $('subscribe-save'),
       test: $('subscribe-test'),
@@ -140,7 +147,9 @@ class SubscribeControl {
     if (state !== 'subscribed') this.editing = false;
 
     for (const h of el.helps) h.hidden = h.dataset.for !== state;
-    if (el.components) el.components.hidden = !(state === 'unsubscribed' || (state === 'subscribed' && this.editing));
+    const choosing = state === 'unsubscribed' || (state === 'subscribed' && this.editing);
+    if (el.components) el.components.hidden = !choosing;
+    if (el.choices) el.choices.hidden = !choosing;
     if (el.primary) {
       el.primary.hidden = !(state === 'unsubscribed' || state === 'error');
       el.primary.textContent = state === 'error' ? 'Try again' : 'Get notified';
@@ -148,9 +157,9 @@ class SubscribeControl {
     if (el.save) el.save.hidden = !(state === 'subscribed' && this.editing);
     if (el.test) el.test.hidden = !(state === 'subscribed' && !this.editing);
     if (el.change) {
-      el.change.hidden = !(state === 'subscribed' && el.components);
+      el.change.hidden = !(state === 'subscribed' && (el.components || el.choices));
       el.change.setAttribute('aria-expanded', String(state === 'subscribed' && this.editing));
-      el.change.textContent = state === 'subscribed' && this.editing ? 'Cancel' : 'Change components';
+      el.change.textContent = state === 'subscribed' && this.editing ? 'Cancel' : 'Change choices';
     }
     if (el.unsubscribe) {
       el.unsubscribe.hidden = !(state === 'subscribed' || (state === 'disabled' && this.hasSubscription));
@@ -234,11 +243,46 @@ class SubscribeControl {
     return names.length ? names.join(', ') : `${ids.length} selected component${ids.length === 1 ? '' : 's'}`;
   }
 
-  async renderSubscribed(ids) {
+  /* ---- what to send (incidents only or with maintenance; resolved notices) ---- */
+
+  /** The choices stored after the server last accepted them, or undefined (none known yet). */
+  async storedChoices() {
+    const c = await store.get('choices');
+    if (c && typeof c.maintenance === 'boolean' && typeof c.resolved === 'boolean') return c;
+    return undefined;
+  }
+
+  selectedChoices() {
+    const { el } = this;
+    return {
+      maintenance: !(el.incidentsOnly && el.incidentsOnly.checked),
+      resolved: el.resolved ? el.resolved.checked : true,
+    };
+  }
+
+  showChoices(choices) {
+    const c = choices || DEFAULT_CHOICES;
+    if (this.el.incidentsOnly) this.el.incidentsOnly.checked = !c.maintenance;
+    if (this.el.withMaintenance) this.el.withMaintenance.checked = !!c.maintenance;
+    if (this.el.resolved) this.el.resolved.checked = !!c.resolved;
+  }
+
+  describeChoices(choices) {
+    const c = choices || DEFAULT_CHOICES;
+    const parts = [];
+    if (!c.maintenance) parts.push('incidents only');
+    if (!c.resolved) parts.push('not when resolved');
+    return parts.length ? ` (${parts.join(', ')})` : '';
+  }
+
+  async renderSubscribed(ids, choices) {
     const chosen = ids !== undefined ? ids : await store.components();
+    const picked = choices !== undefined ? choices : await this.storedChoices();
     this.showComponents(chosen);
+    this.showChoices(picked);
     this.hasSubscription = true;
-    this.render('subscribed', `You are subscribed to notifications about ${this.describeComponents(chosen)}.`);
+    this.render('subscribed', `You are subscribed to notifications about ${this.describeComponents(chosen)}`
+      + `${this.describeChoices(picked)}.`);
   }
 
   /* ---- events ---- */
@@ -263,11 +307,14 @@ class SubscribeControl {
       el.change.addEventListener('click', async () => {
         if (this.busy || this.state !== 'subscribed') return;
         this.editing = !this.editing;
-        if (!this.editing) this.showComponents(await store.components()); // cancel: restore
+        if (!this.editing) { // cancel: restore
+          this.showComponents(await store.components());
+          this.showChoices(await this.storedChoices());
+        }
         this.feedback('');
         this.render('subscribed');
         if (this.editing) {
-          const first = el.components && el.components.querySelector('input');
+          const first = (el.components || el.choices) && (el.components || el.choices).querySelector('input');
           if (first) first.focus();
         }
       });
@@ -310,9 +357,16 @@ class SubscribeControl {
     return reg;
   }
 
-  async postSubscription(sub, components, oldEndpoint) {
-    const data = await api('POST', shared.SUBSCRIPTIONS_URL, shared.subscriptionBody(sub, components, oldEndpoint));
+  /** POST the subscription with the components and choices (the stored ones when not given:
+   *  none stored yet means the server keeps what it has), then remember what it accepted. */
+  async postSubscription(sub, components, oldEndpoint, choices) {
+    const picked = choices !== undefined ? choices : await this.storedChoices();
+    const body = Object.assign(shared.subscriptionBody(sub, components, oldEndpoint), picked || {});
+    const data = await api('POST', shared.SUBSCRIPTIONS_URL, body);
     await shared.remember(sub, components);
+    if (data && typeof data.maintenance === 'boolean' && typeof data.resolved === 'boolean') {
+      await store.set('choices', { maintenance: data.maintenance, resolved: data.resolved });
+    }
     return data;
   }
 
@@ -398,6 +452,7 @@ class SubscribeControl {
   showUnsubscribed(components, status) {
     this.hasSubscription = false;
     this.showComponents(components);
+    this.storedChoices().then((c) => this.showChoices(c));
     this.render('unsubscribed', status);
   }
 
@@ -445,15 +500,16 @@ class SubscribeControl {
       throw new Error(`The browser could not create a push subscription (${errorText(e)}).`);
     }
     const components = this.selectedComponents();
+    const choices = this.selectedChoices();
     try {
-      await this.postSubscription(sub, components, oldEndpoint);
+      await this.postSubscription(sub, components, oldEndpoint, choices);
     } catch (e) {
       // The server did not accept it: do not leave a browser subscription nobody sends to.
       try { await sub.unsubscribe(); } catch (e2) { /* ignore */ }
       if (e instanceof ApiError && e.status) throw new ApiError(`Could not subscribe: ${e.message}`, e.status, e.retryAfter);
       throw e;
     }
-    await this.renderSubscribed(components);
+    await this.renderSubscribed(components, choices);
     this.feedback('Subscribed. Use \u201cSend me a test\u201d to check that notifications arrive.', 'success');
   }
 
@@ -476,6 +532,7 @@ class SubscribeControl {
       this.render('disabled');
     } else {
       this.showComponents(await store.components());
+      this.showChoices(await this.storedChoices());
       this.render('unsubscribed', 'You will not receive notifications from this site.');
     }
     if (serverError) this.feedback(`Unsubscribed in this browser. The server said: ${errorText(serverError)}`, 'error');
@@ -513,10 +570,11 @@ class SubscribeControl {
       return;
     }
     const components = this.selectedComponents();
-    await this.postSubscription(sub, components);
+    const choices = this.selectedChoices();
+    await this.postSubscription(sub, components, undefined, choices);
     this.editing = false;
-    await this.renderSubscribed(components);
-    this.feedback('Your choice of components was saved.', 'success');
+    await this.renderSubscribed(components, choices);
+    this.feedback('Your choices were saved.', 'success');
     if (this.el.change) this.el.change.focus();
   }
 }

@@ -9,7 +9,8 @@
   ``http1``: the pooled keep-alive HTTP/1.1 transport in use (an HTTP/2 one is one new class);
 - ``crypto``: aes128gcm (RFC 8291) and VAPID (RFC 8292) on ``cryptography``;
 - ``subscriptions`` (who may be contacted, subscribe/unsubscribe), ``keys`` (VAPID keys),
-  ``settings``, ``triggers`` (per-event toggles, templates, payloads), ``reports`` (what admins see);
+  ``settings``, ``triggers`` (per-event toggles, templates, payloads), ``reports`` (what admins see),
+  ``seen`` (the service workers' shown/opened reports: per-event counts capped at sent, latency);
 - ``simulator``: a real push service for tests and trials (verifies VAPID, decrypts, misbehaves
   on request).
 """

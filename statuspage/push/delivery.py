@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import Integer, Select, and_, any_, func, literal, or_, select, true, update
+from sqlalchemy import Integer, Select, and_, any_, case, func, literal, or_, select, true, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import OperationalError
 
@@ -55,7 +55,7 @@ from .keys import KeysUnavailable, current_keys
 from .retry import retry_policy
 from .sender import OutgoingPush, PushOutcome, PushResult, PushSender
 from .settings import absolute_url, badge_url, get_settings, icon_url
-from .subscriptions import is_allowed_endpoint
+from .subscriptions import MAINTENANCE_EVENT_PREFIX, RESOLVED_EVENTS, is_allowed_endpoint
 from .triggers import build_payload, condition_reason, event_tag, get_trigger
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,11 @@ def matching_ids(event: Event, *, left_since: datetime | None = None) -> Select:
         chosen = select(subscription_components.c.subscription_id).where(
             subscription_components.c.component_id.in_(component_ids))
         wanted = and_(wanted, or_(Subscription.all_components.is_(True), Subscription.id.in_(chosen)))
+    # The visitor's own choices: incidents only (no maintenance events), no "resolved" notices.
+    if event.type.startswith(MAINTENANCE_EVENT_PREFIX):
+        wanted = and_(wanted, Subscription.notify_maintenance.is_(True))
+    if event.type in RESOLVED_EVENTS:
+        wanted = and_(wanted, Subscription.notify_resolved.is_(True))
     if left_since is not None:
         # (unsubscribing clears the component filter, so those are matched whatever it was)
         left = and_(Subscription.status != SubscriptionStatus.ACTIVE, Subscription.updated_at >= left_since)
@@ -541,10 +546,16 @@ def _mark_progress(event_id: int) -> bool:
             Event.sent_count + Event.expired_count + Event.failed_count >= Event.queued_count,
             ~select(Delivery.id).where(Delivery.event_id == event_id,
                                        Delivery.outcome.in_(OPEN_DELIVERY_STATES)).exists(),
-        ).values(state=EventState.DONE, finished_at=utcnow())
+        ).values(state=EventState.DONE, finished_at=utcnow(),
+                 # seen/opened reports were capped at what it targeted while sending (push.seen)
+                 shown_count=_at_most_sent(Event.shown_count), opened_count=_at_most_sent(Event.opened_count))
     ).rowcount
     db.session.commit()
     return done == 1
+
+
+def _at_most_sent(column):
+    return case((column > Event.sent_count, Event.sent_count), else_=column)
 
 
 def record_alert(reason: str, count: int = 1) -> None:
@@ -620,7 +631,11 @@ def resume_event(event_id: int) -> dict[str, int]:
         db.session.execute(update(Event).where(Event.id == event_id)
                            .values(failed_count=Event.failed_count + len(interrupted)))
     db.session.commit()
-    batches = enqueue_batches(event)
+    if not _unclaimed_exist(event):
+        _settle_targeted(event_id)
+        batches = 0
+    else:
+        batches = enqueue_batches(event)
     overdue_rows = db.session.execute(
         select(Delivery.subscription_id, Delivery.attempts).where(
             Delivery.event_id == event_id, Delivery.outcome == DeliveryState.RETRY,
@@ -632,6 +647,24 @@ def resume_event(event_id: int) -> dict[str, int]:
         _enqueue_retry(event_id, overdue, max(row[1] for row in overdue_rows) + 1)
     _mark_progress(event_id)
     return {"interrupted": len(interrupted), "batches": batches, "retries": len(overdue)}
+
+
+def _unclaimed_exist(event: Event) -> bool:
+    """Whether a subscription the event is for has no delivery row yet (a batch still to run)."""
+    unclaimed = matching_ids(event, left_since=event.fanned_out_at).where(
+        ~select(Delivery.id).where(Delivery.event_id == event.id, Delivery.subscription_id == Subscription.id)
+        .exists()).limit(1)
+    return db.session.execute(unclaimed).first() is not None
+
+
+def _settle_targeted(event_id: int) -> None:
+    """Every subscription the event is still for has a delivery row, yet the counts fall short of
+    what fan-out counted: some changed their choices or components between the count and their
+    batch, and were rightly not sent to. What was targeted is then the rows there are."""
+    claimed = select(func.count()).select_from(Delivery).where(Delivery.event_id == event_id).scalar_subquery()
+    db.session.execute(update(Event).where(Event.id == event_id, Event.queued_count > claimed)
+                       .values(queued_count=claimed))
+    db.session.commit()
 
 
 # --- test pushes --------------------------------------------------------------------------

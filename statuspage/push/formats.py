@@ -8,7 +8,7 @@ Declarative Web Push (WebKit, Safari and iOS/iPadOS 18.4+)::
 
     {"web_push": 8030,
      "notification": {"title", "body", "navigate", "lang", "dir", "tag", "silent",
-                      "data": {"icon", "badge", "url", "event", "timestamp"}},
+                      "data": {"icon", "badge", "url", "event", "event_id", "timestamp"}},
      "mutable": true}
 
 Safari shows a declarative message itself, even when the service worker was evicted, and never
@@ -38,7 +38,7 @@ DECLARATIVE_MAGIC = 8030
 #: The public pages are English (templates/base.html says lang="en").
 SITE_LANG = "en"
 _RTL_LANGS = frozenset({"ar", "dv", "fa", "he", "ku", "ps", "sd", "ug", "ur", "yi"})
-_DATA_FIELDS = ("icon", "badge", "url", "event", "timestamp")
+_DATA_FIELDS = ("icon", "badge", "url", "event", "event_id", "timestamp")
 
 
 class PayloadFormat(enum.StrEnum):

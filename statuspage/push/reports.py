@@ -1,4 +1,4 @@
-"""What admins see about deliveries: events with counts, alerts."""
+"""What admins see about deliveries: events with counts (and seen/opened, push.seen), alerts."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 from ..extensions import db
 from ..models import AdminAlert, Event
 from ..timeutil import iso, utcnow
+from .seen import shown_latencies
 
 
 def recent_events(limit: int = 50, offset: int = 0) -> list[Event]:
@@ -22,11 +23,23 @@ def event_counts(event: Event) -> dict[str, int]:
         "expired": event.expired_count,
         "failed": event.failed_count,
         "targeted": event.queued_count,
+        "shown": event.shown_count,
+        "opened": event.opened_count,
     }
 
 
-def event_dict(event: Event) -> dict[str, Any]:
+def event_dicts(events: list[Event]) -> list[dict[str, Any]]:
+    """event_dict for many events, with their latencies read in one query."""
+    latencies = shown_latencies([e.id for e in events])
+    return [event_dict(e, latencies[e.id]) for e in events]
+
+
+def event_dict(event: Event, latency: dict[str, int | None] | None = None) -> dict[str, Any]:
+    """An event with its delivery counts, open rate (opened / sent, None before anything was sent)
+    and send-to-shown p50/p95 in seconds (upper histogram bounds, None until a shown report)."""
     ctx = event.context or {}
+    if latency is None:
+        latency = shown_latencies([event.id])[event.id]
     return {
         "id": event.id,
         "type": event.type,
@@ -40,6 +53,8 @@ def event_dict(event: Event) -> dict[str, Any]:
         "dispatched_at": iso(event.dispatched_at),
         "finished_at": iso(event.finished_at),
         "counts": event_counts(event),
+        "open_rate": round(event.opened_count / event.sent_count, 4) if event.sent_count else None,
+        "shown_latency": latency,
     }
 
 

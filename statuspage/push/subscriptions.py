@@ -25,7 +25,16 @@ from .crypto import validate_auth, validate_p256dh
 PUSH_SERVICE_HOSTS = ("fcm.googleapis.com", "updates.push.services.mozilla.com")
 PUSH_SERVICE_SUFFIXES = (".push.apple.com", ".notify.windows.com")
 MAX_ENDPOINT = 2048
-SUBSCRIBE_FIELDS = ("endpoint", "expirationTime", "keys", "components", "oldEndpoint")
+SUBSCRIBE_FIELDS = ("endpoint", "expirationTime", "keys", "components", "oldEndpoint", "maintenance", "resolved")
+# The visitor's choices besides components: request field -> Subscription column. Both default to
+# true (a new subscriber hears everything the admin's triggers send); a request that leaves one
+# out keeps what the subscription had, so a re-sent or moved subscription never loses a choice.
+CHOICES = {"maintenance": "notify_maintenance", "resolved": "notify_resolved"}
+# What each choice governs (matching_ids in push.delivery applies it): `maintenance` every event
+# whose type starts with this prefix (scheduled, reminder, started, completed), `resolved` the
+# "it is over" notices of incidents and of components.
+MAINTENANCE_EVENT_PREFIX = "maintenance."
+RESOLVED_EVENTS = ("incident.resolved", "component.recovered")
 # A push service host as it appears in the URL: DNS labels only, optional numeric port. Anything
 # else (percent-escapes, empty labels, "[...]", ";", an empty port) is refused before the allow-list.
 _NETLOC_RE = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?")
@@ -199,6 +208,8 @@ def parse_subscription(data: Any) -> dict[str, Any]:
         "endpoint": canonical_endpoint(endpoint), "p256dh": p256dh.rstrip("="), "auth": auth.rstrip("="),
         "expiration_time": _expiration(data), "components": _components(data),
         "old_endpoint": _lookup_spelling(old) if old else None,
+        "choices": {column: value for name, column in CHOICES.items()
+                    if (value := v.boolean(data, name)) is not None},
     }
 
 
@@ -242,7 +253,7 @@ def subscribe(data: Any, user_agent: str | None = None) -> tuple[Subscription, b
     changes: dict[str, Any] = {
         "p256dh": parsed["p256dh"], "auth": parsed["auth"], "expiration_time": parsed["expiration_time"],
         "status": SubscriptionStatus.ACTIVE, "status_reason": None, "updated_at": now,
-        "all_components": parsed["components"] is None,
+        "all_components": parsed["components"] is None, **parsed["choices"],
         "last_seen_at": now,  # the page re-sends its subscription on visits: the browser still has it
     }
     if user_agent is not None:
@@ -307,6 +318,7 @@ def unsubscribe(data: Any) -> Subscription:
     sub.status, sub.status_reason = SubscriptionStatus.UNSUBSCRIBED, "unsubscribed by the visitor"
     sub.updated_at = utcnow()
     sub.components = []
+    sub.notify_maintenance = sub.notify_resolved = True  # a later subscribe starts from the defaults
     db.session.flush()
     return sub
 
@@ -363,7 +375,13 @@ def subscription_dict(sub: Subscription) -> dict[str, Any]:
         "status": sub.status,
         "status_reason": sub.status_reason,
         "components": "all" if sub.all_components else [c.id for c in sub.components],
+        **choices_dict(sub),
     }
+
+
+def choices_dict(sub: Subscription) -> dict[str, bool]:
+    """The visitor's choices as the API names them: {"maintenance": bool, "resolved": bool}."""
+    return {name: getattr(sub, column) for name, column in CHOICES.items()}
 
 
 def list_subscriptions(status: str | None = None, limit: int = 100, offset: int = 0) -> tuple[list[Subscription], dict]:

@@ -220,6 +220,7 @@ def build_payload(event: Event, trigger: Trigger, settings: PushSettings) -> dic
         "url": absolute_url(values["url"]),
         "tag": event_tag(event),
         "event": event.type,
+        "event_id": event.id,  # all a service worker's seen/opened report names (push.seen)
         "timestamp": int(event.created_at.replace(tzinfo=UTC).timestamp() * 1000)
         if event.created_at else int(time.time() * 1000),
     }

@@ -31,7 +31,7 @@ from ..push.audience import audience_from_query
 from ..push.delivery import queue_test_push
 from ..push.key_admin import generate_first_keys, key_management, rotate_keys
 from ..push.keys import KeysUnavailable, current_keys
-from ..push.reports import acknowledge_alerts, event_dict, open_alerts, recent_events
+from ..push.reports import acknowledge_alerts, event_dicts, open_alerts, recent_events
 from ..push.settings import get_settings, settings_dict, update_settings
 from ..push.subscriptions import get_subscription, list_subscriptions, subscription_dict
 from ..push.triggers import (
@@ -426,7 +426,7 @@ def test_subscription(subscription_id: int):
 
 @bp.get("/events")
 def events():
-    return render_template("admin/events.html", events=[event_dict(e) for e in recent_events(100)],
+    return render_template("admin/events.html", events=event_dicts(recent_events(100)),
                            alerts=open_alerts())
 
 

@@ -17,7 +17,7 @@ from ..models import SUBSCRIPTION_STATUSES
 from ..push import subscriptions as subscriptions_svc
 from ..push.audience import audience_from_query
 from ..push.delivery import queue_test_push
-from ..push.reports import event_dict, recent_events
+from ..push.reports import event_dicts, recent_events
 from ..push.settings import get_settings, settings_dict, update_settings
 from ..push.subscriptions import subscription_dict
 from ..push.triggers import ensure_triggers, trigger_dict, update_triggers
@@ -316,7 +316,7 @@ def test_subscription(subscription_id: int):
 @token_required
 def list_events():
     limit, offset = _paging()
-    return jsonify([event_dict(e) for e in recent_events(limit, offset)])
+    return jsonify(event_dicts(recent_events(limit, offset)))
 
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..models import COMPONENT_STATUSES, EVENT_TYPES, INCIDENT_IMPACTS, INCIDENT_STATUSES, MAINTENANCE_STATUSES
+from ..push.seen import MAX_AGE_MS, MAX_REPORTS
 
 
 def _ref(name: str) -> dict:
@@ -122,7 +123,13 @@ def build_openapi() -> dict[str, Any]:
                 "keys": {"type": "object", "required": ["p256dh", "auth"], "additionalProperties": False,
                          "properties": {"p256dh": {"type": "string", "maxLength": 100},
                                         "auth": {"type": "string", "maxLength": 40}}},
-                "components": IDS, "oldEndpoint": {"type": "string", "maxLength": 2048}}},
+                "components": IDS, "oldEndpoint": {"type": "string", "maxLength": 2048},
+                "maintenance": {"type": "boolean", "description": "also maintenance events (scheduled, "
+                                "reminder, started, completed); false = incidents only. Default true; "
+                                "left out, an existing subscription keeps its choice."},
+                "resolved": {"type": "boolean", "description": "be told when an incident is resolved or a "
+                             "component recovers. Default true; left out, an existing subscription keeps "
+                             "its choice."}}},
     }
     schemas.update(_integration_schemas())
     schemas["ComponentCreate"] = {**schemas["ComponentInput"], "required": ["name"]}
@@ -209,7 +216,9 @@ def build_openapi() -> dict[str, Any]:
             "post": _op("Send a test push to one subscription (admin)", ok=202, resp={"type": "object"},
                         errors=(400, 401, 403, 404, 503)),
         },
-        "/api/v1/events": {"get": _op("Events with delivery counts", params=list_params, resp={"type": "array"})},
+        "/api/v1/events": {"get": _op("Events with delivery counts (queued, sent, expired, failed, shown, opened), "
+                                      "open_rate and shown_latency p50/p95", params=list_params,
+                                      resp={"type": "array"})},
         "/api/push/public-key": {"get": _op("VAPID public key", auth=False, resp={"type": "object"}, errors=(503,))},
         "/api/push/subscriptions": {
             "post": _op("Subscribe a browser", body=_ref("PushSubscription"), ok=201, resp={"type": "object"},
@@ -219,6 +228,24 @@ def build_openapi() -> dict[str, Any]:
                                                          "properties": {"endpoint": {"type": "string",
                                                                                      "maxLength": 2048}}},
                           ok=204, auth=False, errors=(400, 404, 429)),
+        },
+        "/api/push/reports": {
+            "post": _op("Report notifications shown or opened, by event id only (the service worker; "
+                        "counts are capped at what the event sent)", auth=False, ok=202,
+                        resp={"type": "object", "properties": {"accepted": {"type": "integer"},
+                                                               "ignored": {"type": "integer"}}},
+                        body={"type": "object", "required": ["reports"], "additionalProperties": False,
+                              "properties": {"reports": {
+                                  "type": "array", "minItems": 1, "maxItems": MAX_REPORTS,
+                                  "items": {"type": "object", "required": ["event", "kind", "age"],
+                                            "additionalProperties": False, "properties": {
+                                                "event": {"type": "integer", "minimum": 1,
+                                                          "maximum": 2**31 - 1},
+                                                "kind": {"enum": ["shown", "opened"]},
+                                                "age": {"type": "integer", "minimum": 0,
+                                                        "maximum": MAX_AGE_MS,
+                                                        "description": "ms since it was shown/opened"}}}}}},
+                        errors=(400, 413, 429)),
         },
         "/api/push/test": {
             "post": _op("Send a test push to your own subscription", auth=False, ok=202, resp={"type": "object"},

@@ -1,4 +1,5 @@
-"""Anonymous visitor push API under /api/push: public key, subscribe, unsubscribe, test push."""
+"""Anonymous visitor push API under /api/push: public key, subscribe, unsubscribe, test push, and
+the service worker's seen/opened reports."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
@@ -8,8 +9,9 @@ from ..events import commit
 from ..extensions import limiter
 from ..push.delivery import queue_test_push
 from ..push.keys import public_key
+from ..push.seen import parse_reports, record_reports
 from ..push.settings import push_available
-from ..push.subscriptions import find_subscription, subscribe, unsubscribe
+from ..push.subscriptions import choices_dict, find_subscription, subscribe, unsubscribe
 from .api import json_body
 from .http import json_error
 
@@ -39,7 +41,7 @@ def create_subscription():
         return json_error("push notifications are turned off on this status page", 503)
     sub, created = subscribe(json_body(), request.headers.get("User-Agent"))
     commit()
-    return jsonify({"id": sub.id, "status": sub.status}), (201 if created else 200)
+    return jsonify({"id": sub.id, "status": sub.status, **choices_dict(sub)}), (201 if created else 200)
 
 
 @bp.delete("/subscriptions")
@@ -62,3 +64,14 @@ def test_push():
         raise NotFoundError("no subscription with that endpoint; subscribe first")
     queue_test_push(sub)
     return jsonify({"queued": True}), 202
+
+
+@bp.post("/reports")
+@limiter.limit(_limit("RATELIMIT_PUSH_REPORTS", "120 per minute; 2000 per day"))
+def report_notifications():
+    """The service worker reports notifications shown and opened, by event id only (push.seen)."""
+    counted = record_reports(parse_reports(json_body()))
+    commit()
+    response = jsonify(counted)
+    response.headers["Cache-Control"] = "no-store"
+    return response, 202

@@ -127,21 +127,60 @@ def test_change_components_after_subscribing(live, page, browser_push):
     expect(page.locator("#subscribe-status")).to_contain_text("about all components")
 
     change = page.locator("#subscribe-change")
-    expect(change).to_have_text("Change components")
+    expect(change).to_have_text("Change choices")
     change.click()
     expect(change).to_have_attribute("aria-expanded", "true")
     expect(change).to_have_text("Cancel")
     page.get_by_role("checkbox", name="Website", exact=True).check()
     page.get_by_role("checkbox", name="Email delivery", exact=True).check()
-    page.get_by_role("button", name="Save components").click()
-    expect(page.locator("#subscribe-feedback")).to_have_text("Your choice of components was saved.")
+    page.get_by_role("button", name="Save choices").click()
+    expect(page.locator("#subscribe-feedback")).to_have_text("Your choices were saved.")
     expect(page.locator("#subscribe-status")).to_contain_text("about Website, Email delivery")
     expect(change).to_have_attribute("aria-expanded", "false")
-    expect(change).to_have_text("Change components")
+    expect(change).to_have_text("Change choices")
     row = subscription_row(live, sim_sub.endpoint)
     assert row["all_components"] is False
     assert row["components"] == sorted([live.components["Website"], live.components["Email delivery"]])
     assert row["id"] is not None and row["status"] == "active"
+
+
+def _choices(live, endpoint: str) -> tuple[bool, bool]:
+    from statuspage.push.subscriptions import find_subscription
+
+    with live.db():
+        sub = find_subscription(endpoint)
+        return sub.notify_maintenance, sub.notify_resolved
+
+
+def test_visitor_chooses_incidents_only_and_no_resolved_notices(live, page, browser_push):
+    sim_sub = browser_push.prepare()
+    browser_push.install()
+    page.goto(live.url + "/")
+    expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "unsubscribed")
+    # Defaults first: everything is on until the visitor says otherwise.
+    expect(page.get_by_role("radio", name="Incidents and maintenance")).to_be_checked()
+    expect(page.get_by_role("checkbox", name="Also when an incident is resolved")).to_be_checked()
+
+    page.get_by_role("radio", name="Incidents only").check()
+    page.get_by_role("checkbox", name="Also when an incident is resolved").uncheck()
+    with page.expect_request(lambda r: r.url.endswith("/api/push/subscriptions") and r.method == "POST") as req:
+        page.get_by_role("button", name="Get notified").click()
+    posted = json.loads(req.value.post_data)
+    assert (posted["maintenance"], posted["resolved"]) == (False, False)
+    status = page.locator("#subscribe-status")
+    expect(status).to_contain_text("about all components (incidents only, not when resolved)")
+    assert _choices(live, sim_sub.endpoint) == (False, False)
+
+    # A reload shows the stored choices; changing one keeps the other.
+    page.reload()
+    expect(status).to_contain_text("(incidents only, not when resolved)")
+    page.get_by_role("button", name="Change choices").click()
+    expect(page.get_by_role("radio", name="Incidents only")).to_be_checked()
+    page.get_by_role("checkbox", name="Also when an incident is resolved").check()
+    page.get_by_role("button", name="Save choices").click()
+    expect(page.locator("#subscribe-feedback")).to_have_text("Your choices were saved.")
+    expect(status).to_contain_text("about all components (incidents only).")
+    assert _choices(live, sim_sub.endpoint) == (False, True)
 
 
 def test_refused_subscription_is_reported_and_not_kept(live, page, browser_push):
@@ -321,7 +360,7 @@ def test_keyboard_only_visitor_can_subscribe(live, page, browser_push):
     page.keyboard.press("Tab")
     page.keyboard.press("Space")  # Website
     expect(page.get_by_role("checkbox", name="Website", exact=True)).to_be_checked()
-    for _ in range(2):
+    for _ in range(4):  # Email delivery, the "Send me" radio group, the resolved checkbox
         page.keyboard.press("Tab")
     expect(page.get_by_role("button", name="Get notified")).to_be_focused()
     page.keyboard.press("Enter")

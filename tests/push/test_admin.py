@@ -236,10 +236,12 @@ def test_events_page_and_api_counts_match_what_happened(rq_app, sim, rq_api):
 
     events = {e["type"]: e for e in rq_api.get("/api/v1/events").json}
     created, updated = events["incident.created"], events["incident.updated"]
-    assert created["counts"] == {"queued": 1, "sent": 2, "expired": 1, "failed": 1, "targeted": 5}
+    assert created["counts"] == {"queued": 1, "sent": 2, "expired": 1, "failed": 1, "targeted": 5,
+                                 "shown": 0, "opened": 0}
     assert (created["state"], created["incident_id"], created["subject"]) == ("sending", incident_id, "Partial outage")
     assert (updated["state"], updated["notify"]) == ("skipped", False)
-    assert updated["counts"] == {"queued": 0, "sent": 0, "expired": 0, "failed": 0, "targeted": 0}
+    assert updated["counts"] == {"queued": 0, "sent": 0, "expired": 0, "failed": 0, "targeted": 0,
+                                 "shown": 0, "opened": 0}
 
     browser = _browser(rq_app)
     page = _page(browser, "/admin/events")
@@ -248,8 +250,10 @@ def test_events_page_and_api_counts_match_what_happened(rq_app, sim, rq_api):
         row = re.search(rf'<tr data-event-id="{event_id}">(.*?)</tr>', page, re.S).group(1)
         return dict(re.findall(r'<td class="count-(\w+)">(\d+)</td>', row))
 
-    assert cells(created["id"]) == {"queued": "1", "sent": "2", "expired": "1", "failed": "1"}
-    assert cells(updated["id"]) == {"queued": "0", "sent": "0", "expired": "0", "failed": "0"}
+    assert cells(created["id"]) == {"queued": "1", "sent": "2", "expired": "1", "failed": "1", "shown": "0",
+                                    "opened": "0"}
+    assert cells(updated["id"]) == {"queued": "0", "sent": "0", "expired": "0", "failed": "0", "shown": "0",
+                                    "opened": "0"}
     assert "Delivery problems" in page and "400 Bad Request" in page
 
     # The rate-limited one goes out on retry: the counts follow.
@@ -257,9 +261,11 @@ def test_events_page_and_api_counts_match_what_happened(rq_app, sim, rq_api):
     ph.run_worker(rq_app)
     [created] = [e for e in rq_api.get("/api/v1/events").json if e["type"] == "incident.created"]
     assert created["state"] == "done"
-    assert created["counts"] == {"queued": 0, "sent": 3, "expired": 1, "failed": 1, "targeted": 5}
+    assert created["counts"] == {"queued": 0, "sent": 3, "expired": 1, "failed": 1, "targeted": 5,
+                                 "shown": 0, "opened": 0}
     page = _page(browser, "/admin/events")
-    assert cells(created["id"]) == {"queued": "0", "sent": "3", "expired": "1", "failed": "1"}
+    assert cells(created["id"]) == {"queued": "0", "sent": "3", "expired": "1", "failed": "1", "shown": "0",
+                                    "opened": "0"}
 
     # Acknowledging clears the alert box.
     r = browser.post("/admin/alerts/ack", data={"csrf_token": _csrf(page)})

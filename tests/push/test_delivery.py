@@ -65,6 +65,7 @@ def test_incident_reaches_subscriber_with_every_payload_field_and_header(rq_app,
         "url": f"https://status.example.com/incidents/{incident_id}",
         "tag": f"incident-{incident_id}",
         "event": "incident.created",
+        "event_id": event.id,
         "timestamp": int(event.created_at.replace(tzinfo=UTC).timestamp() * 1000),
     }
     headers = message.headers
@@ -94,7 +95,8 @@ def test_incident_reaches_subscriber_with_every_payload_field_and_header(rq_app,
 
     # The admin's view agrees with what the simulator saw.
     [listed] = [e for e in rq_api.get("/api/v1/events").json if e["id"] == event.id]
-    assert listed["counts"] == {"queued": 0, "sent": 1, "expired": 0, "failed": 0, "targeted": 1}
+    assert listed["counts"] == {"queued": 0, "sent": 1, "expired": 0, "failed": 0, "targeted": 1,
+                                "shown": 0, "opened": 0}
 
 
 def test_tls_push_service_verified_with_ca_bundle(tmp_path, pg_database, redis_url):
@@ -190,7 +192,7 @@ def test_each_push_service_answer_sets_the_right_state(rq_app, sim, rq_api):
     assert all(a.alerts == 1 and a.count == 1 for a in alerts.values())
     page = rq_api.get("/api/v1/events").json
     assert [e["counts"] for e in page if e["id"] == event.id] == [
-        {"queued": 2, "sent": 1, "expired": 2, "failed": 4, "targeted": 9}]
+        {"queued": 2, "sent": 1, "expired": 2, "failed": 4, "targeted": 9, "shown": 0, "opened": 0}]
 
     # The retry comes due (time travel in RQ's scheduler instead of sleeping): sent exactly once.
     assert ph.make_due(rq_app) == 1
