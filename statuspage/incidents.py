@@ -38,7 +38,7 @@ from .models import (
 from .timeutil import utcnow
 
 INCIDENT_FIELDS = ("name", "status", "impact", "body", "components", "component_ids", "notify")
-UPDATE_FIELDS = ("status", "body", "components", "component_ids", "notify", "impact")
+UPDATE_FIELDS = ("status", "body", "components", "component_ids", "notify", "impact", "restore_components")
 MAINTENANCE_FIELDS = (
     "name", "status", "body", "scheduled_for", "scheduled_until", "components", "component_ids",
     "auto_transition", "auto_transition_to_maintenance_state", "notify",
@@ -182,9 +182,12 @@ def post_update(incident: Incident, data: dict[str, Any]) -> IncidentUpdate:
     body = _body(data)
     notify = v.boolean(data, "notify", default=True)
     impact = v.choice(data, "impact", INCIDENT_IMPACTS) if incident.kind == "incident" else None
+    restore = v.boolean(data, "restore_components", default=True)
     changes = _component_changes(data)
-    if not body and status == incident.status and not changes and impact in (None, incident.impact):
-        raise ValidationError("an update needs a body, a new status, an impact or component changes", field="body")
+    if not body and status == incident.status and impact in (None, incident.impact) \
+            and not _changes_anything(incident, changes):
+        raise ValidationError("Write a message, or change the status, the impact or a component: "
+                              "an update with none of these tells visitors nothing.", field="body")
     was_resolved = incident.is_resolved
     old_status = incident.status
     now = utcnow()
@@ -193,6 +196,8 @@ def post_update(incident: Incident, data: dict[str, Any]) -> IncidentUpdate:
         incident.impact = impact
     incident.updated_at = now
     _stamp_status(incident, status, now)
+    if incident.kind == "incident" and restore and incident.is_resolved and not was_resolved:
+        changes = {**changes, **_restored_components(incident, changes)}
     before = _apply_component_changes(incident, changes, notify)
     if incident.kind == "maintenance":
         _maintenance_component_states(incident, old_status, status, notify)
@@ -211,6 +216,32 @@ def post_update(incident: Incident, data: dict[str, Any]) -> IncidentUpdate:
     elif not incident.is_resolved or was_resolved:
         record_event("incident.updated", incident_id=incident.id, notify=notify, context=context)
     return update
+
+
+def _changes_anything(incident: Incident, changes: dict[int, str | None]) -> bool:
+    """Whether applying `changes` would attach a component or change one's status."""
+    attached = {c.id for c in incident.components}
+    return any(cid not in attached or (status is not None and get_component(cid).status != status)
+               for cid, status in changes.items())
+
+
+def _restored_components(incident: Incident, changes: dict[int, str | None]) -> dict[int, str | None]:
+    """Resolving puts the incident's components back to operational (the request may name other
+    statuses, or say restore_components false). Left alone: a component whose status the request
+    names, one under maintenance (a maintenance window owns it), and one still attached to
+    another unresolved incident (that outage is not over)."""
+    still_open = _components_in_other_open_incidents(incident)
+    return {c.id: "operational" for c in incident.components
+            if changes.get(c.id) is None and c.status not in ("operational", "under_maintenance")
+            and c.id not in still_open}
+
+
+def _components_in_other_open_incidents(incident: Incident) -> set[int]:
+    others = db.session.execute(
+        select(Incident).where(Incident.kind == "incident", Incident.id != incident.id,
+                               Incident.status.not_in(RESOLVED_INCIDENT_STATUSES))
+    ).scalars()
+    return {c.id for other in others for c in other.components}
 
 
 def _lock(incident: Incident) -> Incident:

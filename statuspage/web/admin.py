@@ -119,15 +119,13 @@ def _local_to_utc(value: str) -> str | None:
 
 
 def _component_form(form) -> dict[str, Any]:
-    """Form fields `affected` (ids) and `status-<id>` into the API's `components` mapping."""
+    """Form fields `affected` (ids) and `status-<id>` into the API's `components` mapping. Picking
+    a status selects its component, ticked or not: a chosen status is never silently dropped."""
     changes: dict[str, str] = {}
-    ids = []
-    for cid in form.getlist("affected"):
-        status = form.get(f"status-{cid}", "")
-        if status:
-            changes[cid] = status
-        else:
-            ids.append(cid)
+    for key, status in form.items(multi=True):
+        if key.startswith("status-") and status:
+            changes[key.removeprefix("status-")] = status
+    ids = [cid for cid in form.getlist("affected") if cid not in changes]
     data: dict[str, Any] = {}
     if changes:
         data["components"] = changes
@@ -242,6 +240,8 @@ def incident(incident_id: int):
                 "notify": bool(form.get("notify")), **_component_form(form)}
         if item.kind == "incident" and form.get("impact"):
             data["impact"] = form["impact"]
+        if item.kind == "incident" and form.get("restore_components_field"):
+            data["restore_components"] = bool(form.get("restore_components"))
         if run_service(incidents_svc.post_update, item, data, success="Update posted."):
             return redirect(url_for("admin.incident", incident_id=item.id))
     statuses = MAINTENANCE_STATUSES if item.kind == "maintenance" else INCIDENT_STATUSES

@@ -75,8 +75,16 @@ def build_openapi() -> dict[str, Any]:
             "components": COMPONENTS_MAP, "component_ids": IDS, "notify": {"type": "boolean"}}},
         "UpdateInput": {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
             "status": {"type": "string", "enum": list(INCIDENT_STATUSES) + list(MAINTENANCE_STATUSES)},
-            "body": {"type": "string"}, "impact": {"enum": list(INCIDENT_IMPACTS)},
-            "components": COMPONENTS_MAP, "component_ids": IDS, "notify": {"type": "boolean"}}},
+            "body": {"type": "string", "description": "an update without a body must change the status, the "
+                                                      "impact or a component (else 400)"},
+            "impact": {"enum": list(INCIDENT_IMPACTS)},
+            "components": COMPONENTS_MAP, "component_ids": IDS, "notify": {"type": "boolean"},
+            "restore_components": {
+                "type": "boolean", "default": True,
+                "description": "incidents: an update that resolves the incident puts its components back to "
+                               "operational, except those named in `components` with a status, those under "
+                               "maintenance and those in another unresolved incident; false leaves them as "
+                               "they are"}}},
         "MaintenanceInput": {"type": "object", "additionalProperties": False, "properties": {
             "name": {"type": "string", "minLength": 1, "maxLength": 300},
             "status": {"enum": list(MAINTENANCE_STATUSES)}, "body": {"type": "string"},
