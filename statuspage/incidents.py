@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from . import validation as v
 from .components import get_component, set_component_status
@@ -31,6 +31,7 @@ from .models import (
     MAINTENANCE_STATUSES,
     RESOLVED_INCIDENT_STATUSES,
     Component,
+    Event,
     Incident,
     IncidentUpdate,
     StatusSource,
@@ -44,6 +45,7 @@ MAINTENANCE_FIELDS = (
     "auto_transition", "auto_transition_to_maintenance_state", "notify",
 )
 POSTMORTEM_FIELDS = ("body", "notify")
+EDIT_UPDATE_FIELDS = ("body", "notify")
 MAX_BODY = 20000
 MAX_POSTMORTEM = 60000
 POSTMORTEM_HOW = "publish one (the admin's Postmortem form, or PUT /api/v1/incidents/<id>/postmortem)"
@@ -399,6 +401,61 @@ def _components_in_other_maintenance(maintenance: Incident) -> set[int]:
                                Incident.auto_transition_to_maintenance_state.is_(True))
     ).scalars()
     return {c.id for other in others for c in other.components}
+
+
+# --- corrections: edit an update's text, delete an incident --------------------------------
+
+def get_update(incident: Incident, update_id: int) -> IncidentUpdate:
+    update = db.session.get(IncidentUpdate, update_id)
+    if update is None or update.incident_id != incident.id:
+        raise NotFoundError(f"update {update_id} of {incident.kind} {incident.id} not found")
+    return update
+
+
+def edit_update(incident: Incident, update_id: int, data: dict[str, Any]) -> IncidentUpdate:
+    """Correct an update's text. It is marked edited (edited_at); its status and component changes
+    stay as posted. Subscribers are not notified again unless `notify` is true (incidents only:
+    the notification is incident.updated with the corrected text)."""
+    v.require_object(data, EDIT_UPDATE_FIELDS, what="update")
+    incident = _lock(incident)
+    update = get_update(incident, update_id)
+    body = _body(data, required=True)
+    if not body:
+        raise ValidationError("Write the corrected message: an update's text can be changed but not emptied.",
+                              field="body")
+    notify = v.boolean(data, "notify", default=False)
+    if notify and incident.kind != "incident":
+        raise ValidationError("Only incident updates can notify again; maintenance has no such notification.",
+                              field="notify")
+    if body == update.body and not notify:
+        return update  # nothing to correct: not marked edited
+    update.body = body
+    update.edited_at = utcnow()
+    db.session.flush()
+    if notify:
+        record_event("incident.updated", incident_id=incident.id, notify=True,
+                     context=_event_context(incident, update))
+    return update
+
+
+def delete_incident(incident: Incident) -> dict[str, int]:
+    """Delete an incident or maintenance with its updates (components keep their current status).
+    Notifications already sent cannot be recalled: returns how many went out, for the admin's
+    confirmation message."""
+    incident = _lock(incident)
+    sent = notified_count(incident)
+    db.session.delete(incident)
+    db.session.flush()
+    return sent
+
+
+def notified_count(incident: Incident) -> dict[str, int]:
+    """How many notifications about this incident were recorded and sent (for confirmations)."""
+    events, sent = db.session.execute(
+        select(func.count(Event.id), func.coalesce(func.sum(Event.sent_count), 0))
+        .where(Event.incident_id == incident.id, Event.notify.is_(True))
+    ).one()
+    return {"events": int(events), "sent": int(sent)}
 
 
 # --- postmortems --------------------------------------------------------------------------

@@ -171,3 +171,114 @@ def test_form_empty_update_shows_the_message_and_stores_nothing(app, api, ui):
     assert r.status_code == 200 and "Write a message" in r.get_data(as_text=True)
     with app.app_context():
         assert len(db.session.get(Incident, incident).updates) == 1
+
+
+# --- edit an update, delete an incident ----------------------------------------------------------
+
+def _events(app, event_type: str) -> int:
+    with app.app_context():
+        return len(db.session.execute(select(Event).where(Event.type == event_type)).all())
+
+
+def test_editing_an_update_changes_its_text_marks_it_edited_and_does_not_notify(app, api):
+    incident = api.post("/api/v1/incidents", json={"name": "Login slow", "body": "We are investigatng."}).get_json()
+    update_id = incident["incident_updates"][0]["id"]
+    before = _events(app, "incident.updated")
+    r = api.patch(f"/api/v1/incidents/{incident['id']}/updates/{update_id}", json={"body": "We are investigating."})
+    assert r.status_code == 200, r.get_json()
+    update = r.get_json()["incident_updates"][0]
+    assert update["body"] == "We are investigating." and update["edited_at"]
+    assert update["status"] == "investigating"
+    assert _events(app, "incident.updated") == before
+    public = api.client.get("/api/v2/incidents.json").get_json()["incidents"][0]["incident_updates"][0]
+    assert public["body"] == "We are investigating." and public["updated_at"] >= public["created_at"]
+
+
+def test_editing_with_notify_sends_incident_updated_with_the_corrected_text(app, api):
+    incident = api.post("/api/v1/incidents", json={"name": "Login slow", "body": "typo"}).get_json()
+    update_id = incident["incident_updates"][0]["id"]
+    r = api.patch(f"/api/v1/incidents/{incident['id']}/updates/{update_id}", json={"body": "Fixed", "notify": True})
+    assert r.status_code == 200
+    with app.app_context():
+        event = db.session.execute(select(Event).where(Event.type == "incident.updated")).scalar_one()
+        assert event.context["update_body"] == "Fixed"
+
+
+@pytest.mark.parametrize("body, field", [({"body": "  "}, "body"), ({}, "body"), ({"body": "x", "status": "resolved"},
+                                                                                  "status")])
+def test_editing_refuses_empty_text_and_other_fields(app, api, body, field):
+    incident = api.post("/api/v1/incidents", json={"name": "Login slow", "body": "Original"}).get_json()
+    update_id = incident["incident_updates"][0]["id"]
+    r = api.patch(f"/api/v1/incidents/{incident['id']}/updates/{update_id}", json=body)
+    assert r.status_code == 400 and r.get_json()["field"] == field
+    assert api.get(f"/api/v1/incidents/{incident['id']}").get_json()["incident_updates"][0]["body"] == "Original"
+
+
+def test_editing_an_update_of_another_incident_is_404(app, api):
+    first = api.post("/api/v1/incidents", json={"name": "A", "body": "a"}).get_json()
+    second = api.post("/api/v1/incidents", json={"name": "B", "body": "b"}).get_json()
+    update_id = first["incident_updates"][0]["id"]
+    r = api.patch(f"/api/v1/incidents/{second['id']}/updates/{update_id}", json={"body": "hijack"})
+    assert r.status_code == 404
+
+
+def test_deleting_an_incident_removes_it_and_its_updates_but_not_components(app, api):
+    web = _component(api, "Web")
+    incident = _incident(api, {web: "major_outage"})
+    api.post(f"/api/v1/incidents/{incident}/updates", json={"body": "more"})
+    assert api.delete(f"/api/v1/incidents/{incident}").status_code == 204
+    assert api.get(f"/api/v1/incidents/{incident}").status_code == 404
+    assert api.client.get("/api/v2/incidents.json").get_json()["incidents"] == []
+    assert _statuses(app) == {"Web": "major_outage"}
+    with app.app_context():
+        assert all(e.incident_id is None for e in db.session.execute(select(Event)).scalars())
+    assert api.delete(f"/api/v1/incidents/{incident}").status_code == 404
+
+
+def test_deleting_a_maintenance_through_its_own_path(app, api):
+    m = api.post("/api/v1/maintenances", json={"name": "DB upgrade", "scheduled_for": "2099-01-01T10:00:00Z",
+                                               "scheduled_until": "2099-01-01T11:00:00Z"}).get_json()
+    assert api.delete(f"/api/v1/incidents/{m['id']}").status_code == 404  # not an incident
+    assert api.delete(f"/api/v1/maintenances/{m['id']}").status_code == 204
+    assert api.get(f"/api/v1/maintenances/{m['id']}").status_code == 404
+
+
+def test_form_delete_asks_first_saying_subscribers_were_notified(app, api, ui):
+    incident = api.post("/api/v1/incidents", json={"name": "Login slow", "body": "b"}).get_json()["id"]
+    with app.app_context():
+        db.session.execute(Event.__table__.update().values(sent_count=7))
+        db.session.commit()
+    r = ui.post(f"/admin/incidents/{incident}/delete")
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and "Subscribers were already notified: 7 notification(s)" in page
+    assert 'name="confirm" value="yes"' in page
+    assert api.get(f"/api/v1/incidents/{incident}").status_code == 200  # nothing deleted yet
+    r = ui.post(f"/admin/incidents/{incident}/delete", data={"confirm": "yes"})
+    assert r.status_code == 302 and r.headers["Location"].endswith("/admin/incidents")
+    assert api.get(f"/api/v1/incidents/{incident}").status_code == 404
+
+
+def test_form_component_and_group_delete_need_confirmation(app, api, ui):
+    web = _component(api, "Web")
+    group = api.post("/api/v1/component-groups", json={"name": "Core"}).get_json()["id"]
+    page = ui.post(f"/admin/components/{web}/delete").get_data(as_text=True)
+    assert "Delete the component “Web”?" in page and "cannot be undone" in page
+    page = ui.post(f"/admin/groups/{group}/delete").get_data(as_text=True)
+    assert "Delete the group “Core”?" in page
+    assert _statuses(app) == {"Web": "operational"}
+    ui.post(f"/admin/components/{web}/delete", data={"confirm": "yes"})
+    ui.post(f"/admin/groups/{group}/delete", data={"confirm": "yes"})
+    assert _statuses(app) == {}
+    assert api.get("/api/v1/component-groups").get_json() == []
+
+
+def test_form_edit_update_marks_it_edited(app, api, ui):
+    incident = api.post("/api/v1/incidents", json={"name": "Login slow", "body": "typo"}).get_json()
+    update_id = incident["incident_updates"][0]["id"]
+    r = ui.post(f"/admin/incidents/{incident['id']}/updates/{update_id}/edit", data={"body": "No typo"})
+    assert r.status_code == 302
+    page = ui.get(f"/admin/incidents/{incident['id']}").get_data(as_text=True)
+    assert "No typo" in page and "edited" in page
+    r = ui.post(f"/admin/incidents/{incident['id']}/updates/{update_id}/edit", data={"body": ""},
+                follow_redirects=True)
+    assert "can be changed but not emptied" in r.get_data(as_text=True)

@@ -107,6 +107,17 @@ def run_service(fn, *args, success: str | None = None, **kwargs: Any) -> Any:
     return result if result is not None else True
 
 
+def confirmed() -> bool:
+    """Destructive forms post twice: first without `confirm` (the answer is a page that says what
+    will be lost), then from that page with confirm=yes. Works without JavaScript."""
+    return request.form.get("confirm") == "yes"
+
+
+def confirm_page(*, title: str, lines: list[str], action: str, button: str, back: str):
+    return render_template("admin/confirm.html", title=title, lines=lines, action=action, button=button,
+                           back=back)
+
+
 def _local_to_utc(value: str) -> str | None:
     """datetime-local inputs are in the site's time zone; the services want ISO UTC."""
     if not value:
@@ -179,6 +190,14 @@ def update_component(component_id: int):
 @bp.post("/components/<int:component_id>/delete")
 def delete_component(component_id: int):
     component = components_svc.get_component(component_id)
+    if not confirmed():
+        return confirm_page(
+            title=f"Delete the component “{component.name}”?",
+            lines=["It disappears from the status page, its 90-day uptime history is deleted, and subscribers "
+                   "who chose only this component stop getting its notifications.",
+                   "This cannot be undone."],
+            action=url_for("admin.delete_component", component_id=component.id),
+            button="Delete component", back=url_for("admin.components"))
     run_service(components_svc.delete_component, component, success="Component deleted.")
     return redirect(url_for("admin.components"))
 
@@ -200,7 +219,15 @@ def create_group():
 
 @bp.post("/groups/<int:group_id>/delete")
 def delete_group(group_id: int):
-    run_service(components_svc.delete_group, components_svc.get_group(group_id), success="Group deleted.")
+    group = components_svc.get_group(group_id)
+    if not confirmed():
+        return confirm_page(
+            title=f"Delete the group “{group.name}”?",
+            lines=[f"Its {len(group.components)} component(s) are kept and shown without a group.",
+                   "This cannot be undone."],
+            action=url_for("admin.delete_group", group_id=group.id),
+            button="Delete group", back=url_for("admin.components"))
+    run_service(components_svc.delete_group, group, success="Group deleted.")
     return redirect(url_for("admin.components"))
 
 
@@ -265,6 +292,41 @@ def delete_postmortem(incident_id: int):
     item = incidents_svc.get_incident(incident_id)
     run_service(incidents_svc.remove_postmortem, item, success="Postmortem removed.")
     return redirect(url_for("admin.incident", incident_id=item.id) + "#postmortem")
+
+
+@bp.post("/incidents/<int:incident_id>/updates/<int:update_id>/edit")
+def edit_update(incident_id: int, update_id: int):
+    item = incidents_svc.get_incident(incident_id, kind=None)
+    data = {"body": request.form.get("body", ""), "notify": bool(request.form.get("notify"))}
+    run_service(incidents_svc.edit_update, item, update_id, data, success="Update edited.")
+    return redirect(url_for("admin.incident", incident_id=item.id) + f"#update-{update_id}")
+
+
+@bp.post("/incidents/<int:incident_id>/delete")
+def delete_incident(incident_id: int):
+    item = incidents_svc.get_incident(incident_id, kind=None)
+    what = "incident" if item.kind == "incident" else "maintenance"
+    listing = url_for("admin.incidents" if item.kind == "incident" else "admin.maintenances")
+    if not confirmed():
+        counts = incidents_svc.notified_count(item)
+        if counts["sent"]:
+            notified = (f"Subscribers were already notified: {counts['sent']} notification(s) went out about "
+                        "it. Deleting cannot recall them; they will lead to a page that no longer exists.")
+        elif counts["events"]:
+            notified = ("Notifications about it were already sent or are on their way to subscribers; deleting "
+                        "cannot recall them.")
+        else:
+            notified = "No notification about it was sent."
+        return confirm_page(
+            title=f"Delete the {what} “{item.name}”?",
+            lines=[f"Its {len(item.updates)} update(s) and its public page are deleted. Components keep their "
+                   "current status.", notified,
+                   "To correct a mistake, edit the update's text instead. This cannot be undone."],
+            action=url_for("admin.delete_incident", incident_id=item.id),
+            button=f"Delete {what}", back=url_for("admin.incident", incident_id=item.id))
+    if run_service(incidents_svc.delete_incident, item, success=f"{what.capitalize()} deleted."):
+        return redirect(listing)
+    return redirect(url_for("admin.incident", incident_id=item.id))
 
 
 def _preview_context() -> dict[str, Any]:

@@ -186,6 +186,23 @@ def post_incident_update(incident_id: int):
     return created(incident_dict(incident, native=True))
 
 
+@bp.patch("/incidents/<int:incident_id>/updates/<int:update_id>")
+@token_required
+def patch_incident_update(incident_id: int, update_id: int):
+    incident = incidents_svc.get_incident(incident_id)
+    incidents_svc.edit_update(incident, update_id, json_body())
+    commit()
+    return jsonify(incident_dict(incident, native=True))
+
+
+@bp.delete("/incidents/<int:incident_id>")
+@token_required
+def delete_incident(incident_id: int):
+    incidents_svc.delete_incident(incidents_svc.get_incident(incident_id))
+    commit()
+    return "", 204
+
+
 @bp.put("/incidents/<int:incident_id>/postmortem")
 @token_required
 def put_postmortem(incident_id: int):
@@ -244,6 +261,23 @@ def post_maintenance_update(maintenance_id: int):
     incidents_svc.post_update(maintenance, json_body())
     commit()
     return created(incident_dict(maintenance, native=True))
+
+
+@bp.patch("/maintenances/<int:maintenance_id>/updates/<int:update_id>")
+@token_required
+def patch_maintenance_update(maintenance_id: int, update_id: int):
+    maintenance = incidents_svc.get_incident(maintenance_id, kind="maintenance")
+    incidents_svc.edit_update(maintenance, update_id, json_body())
+    commit()
+    return jsonify(incident_dict(maintenance, native=True))
+
+
+@bp.delete("/maintenances/<int:maintenance_id>")
+@token_required
+def delete_maintenance(maintenance_id: int):
+    incidents_svc.delete_incident(incidents_svc.get_incident(maintenance_id, kind="maintenance"))
+    commit()
+    return "", 204
 
 
 @bp.get("/openapi.json")

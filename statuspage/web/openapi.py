@@ -98,6 +98,13 @@ def build_openapi() -> dict[str, Any]:
                                "to operational when it completes (default true)"},
             "notify": {"type": "boolean", "description": "notify subscribers; also decides whether the automatic "
                                                          "start and completion notify"}}},
+        "UpdateEdit": {
+            "type": "object", "additionalProperties": False, "required": ["body"],
+            "description": "Correct an update's text; it is marked edited (edited_at). Status and component "
+                           "changes stay as posted.",
+            "properties": {"body": {"type": "string", "minLength": 1, "maxLength": 20000},
+                           "notify": {"type": "boolean", "description": "incidents: send incident.updated with the "
+                                                                        "corrected text (default false)"}}},
         "PostmortemInput": {
             "type": "object", "additionalProperties": False, "required": ["body"],
             "description": "A resolved incident's postmortem (Markdown); its status becomes postmortem.",
@@ -154,7 +161,14 @@ def build_openapi() -> dict[str, Any]:
             "post": _op("Create an incident", body=_ref("IncidentInput"), ok=201, resp=_ref("Incident")),
         },
         "/api/v1/incidents/{incident_id}": {
-            "parameters": [_id_param("incident_id")], "get": _op("Get an incident", resp=_ref("Incident"))},
+            "parameters": [_id_param("incident_id")], "get": _op("Get an incident", resp=_ref("Incident")),
+            "delete": _op("Delete an incident and its updates (notifications already sent stay sent; components "
+                          "keep their status)", ok=204)},
+        "/api/v1/incidents/{incident_id}/updates/{update_id}": {
+            "parameters": [_id_param("incident_id"), _id_param("update_id")],
+            "patch": _op("Edit an update's text (marked edited; no notification unless notify)",
+                         body=_ref("UpdateEdit"), resp=_ref("Incident")),
+        },
         "/api/v1/incidents/{incident_id}/updates": {
             "parameters": [_id_param("incident_id")],
             "post": _op("Post an incident update", body=_ref("UpdateInput"), ok=201, resp=_ref("Incident")),
@@ -173,6 +187,12 @@ def build_openapi() -> dict[str, Any]:
             "parameters": [_id_param("maintenance_id")],
             "get": _op("Get a maintenance", resp=_ref("Incident")),
             "patch": _op("Reschedule or move a maintenance", body=_ref("MaintenanceInput"), resp=_ref("Incident")),
+            "delete": _op("Delete a maintenance and its updates", ok=204),
+        },
+        "/api/v1/maintenances/{maintenance_id}/updates/{update_id}": {
+            "parameters": [_id_param("maintenance_id"), _id_param("update_id")],
+            "patch": _op("Edit a maintenance update's text (marked edited)", body=_ref("UpdateEdit"),
+                         resp=_ref("Incident")),
         },
         "/api/v1/maintenances/{maintenance_id}/updates": {
             "parameters": [_id_param("maintenance_id")],
