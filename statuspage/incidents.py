@@ -10,7 +10,7 @@ the second sees the first's result and records no second "resolved" or "started"
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -42,8 +42,10 @@ INCIDENT_FIELDS = ("name", "status", "impact", "body", "components", "component_
 UPDATE_FIELDS = ("status", "body", "components", "component_ids", "notify", "impact", "restore_components")
 MAINTENANCE_FIELDS = (
     "name", "status", "body", "scheduled_for", "scheduled_until", "components", "component_ids",
-    "auto_transition", "auto_transition_to_maintenance_state", "notify",
+    "auto_transition", "auto_transition_to_maintenance_state", "notify", "allow_past",
 )
+# A start typed as "now" in a minute-resolution form is up to a minute old when it arrives.
+PAST_GRACE = timedelta(minutes=5)
 POSTMORTEM_FIELDS = ("body", "notify")
 EDIT_UPDATE_FIELDS = ("body", "notify")
 MAX_BODY = 20000
@@ -300,6 +302,9 @@ def create_maintenance(data: dict[str, Any]) -> Incident:
     notify = v.boolean(data, "notify", default=True)
     changes = _component_changes(data)
     now = utcnow()
+    allow_past = v.boolean(data, "allow_past", default=False)
+    if status == "scheduled":
+        _refuse_past(scheduled_for, scheduled_until, now, allow_past)
     maintenance = Incident(
         kind="maintenance", name=name, status=status, impact="maintenance",
         scheduled_for=scheduled_for, scheduled_until=scheduled_until,
@@ -324,6 +329,9 @@ def create_maintenance(data: dict[str, Any]) -> Incident:
     context["scheduled_until"] = scheduled_until.isoformat()
     record_event("maintenance.scheduled", incident_id=maintenance.id, notify=notify, context=context)
     schedule_transitions(maintenance)
+    if allow_past and maintenance.auto_transition and status == "scheduled" and scheduled_for <= now:
+        # Confirmed as already begun: start it right after the commit, not at the sweeper's next round.
+        db.session.info.setdefault("after_commit_jobs", []).append((JobName.RUN_DUE_MAINTENANCES, 0.0))
     return maintenance
 
 
@@ -346,6 +354,10 @@ def update_maintenance(maintenance: Incident, data: dict[str, Any]) -> Incident:
     end = v.timestamp(data, "scheduled_until") or maintenance.scheduled_until
     if end <= start:
         raise ValidationError("scheduled_until must be after scheduled_for", field="scheduled_until")
+    allow_past = v.boolean(data, "allow_past", default=False)
+    if maintenance.status == "scheduled" and data.get("status") in (None, "scheduled") and (
+            start != maintenance.scheduled_for or end != maintenance.scheduled_until):
+        _refuse_past(start, end, utcnow(), allow_past)
     maintenance.scheduled_for, maintenance.scheduled_until = start, end
     update_data = {k: data[k] for k in ("status", "body", "components", "component_ids", "notify") if k in data}
     if update_data.get("status") not in (None, maintenance.status) or update_data.get("body"):
@@ -359,6 +371,21 @@ def update_maintenance(maintenance: Incident, data: dict[str, Any]) -> Incident:
     db.session.flush()
     schedule_transitions(maintenance)
     return maintenance
+
+
+def _refuse_past(start: datetime, end: datetime, now: datetime, allow_past: bool) -> None:
+    """A maintenance scheduled in the past would start (or even complete) the moment it is saved,
+    notifying subscribers: usually a typo in the date. It takes `allow_past: true` to mean it."""
+    if allow_past:
+        return
+    if end <= now:
+        raise ValidationError("The end is in the past, so this maintenance would be completed at once. Check "
+                              "the dates, or confirm that you are recording a past maintenance "
+                              "(allow_past).", field="scheduled_until")
+    if start < now - PAST_GRACE:
+        raise ValidationError("The start is in the past, so this maintenance would begin at once. Check the "
+                              "date, or confirm that it has already started (allow_past).",
+                              field="scheduled_for")
 
 
 def start_maintenance(maintenance: Incident, *, automatic: bool = False) -> None:

@@ -282,3 +282,153 @@ def test_form_edit_update_marks_it_edited(app, api, ui):
     r = ui.post(f"/admin/incidents/{incident['id']}/updates/{update_id}/edit", data={"body": ""},
                 follow_redirects=True)
     assert "can be changed but not emptied" in r.get_data(as_text=True)
+
+
+# --- validation: unique names, past maintenance, messages next to fields, notify by trigger ---------
+
+def test_component_names_are_unique_within_their_group_ignoring_case(app, api):
+    eu = api.post("/api/v1/component-groups", json={"name": "EU"}).get_json()["id"]
+    us = api.post("/api/v1/component-groups", json={"name": "US"}).get_json()["id"]
+    _component(api, "API", group_id=eu)
+    assert api.post("/api/v1/components", json={"name": "API", "group_id": us}).status_code == 201
+    r = api.post("/api/v1/components", json={"name": " api ", "group_id": eu})
+    assert r.status_code == 409 and r.get_json()["field"] == "name"
+    assert "already exists in this group" in r.get_json()["error"]
+    web = _component(api, "Web")
+    assert api.post("/api/v1/components", json={"name": "WEB"}).status_code == 409
+    other = _component(api, "Other")
+    assert api.patch(f"/api/v1/components/{other}", json={"name": "web"}).status_code == 409
+    assert api.patch(f"/api/v1/components/{web}", json={"name": "Web"}).status_code == 200  # itself
+    moved = _component(api, "API")  # ungrouped: fine
+    assert api.patch(f"/api/v1/components/{moved}", json={"group_id": eu}).status_code == 409
+    assert sorted(c["name"] for c in api.get("/api/v1/components").get_json()) == ["API", "API", "API", "Other",
+                                                                                   "Web"]
+
+
+def test_group_names_are_unique(app, api):
+    assert api.post("/api/v1/component-groups", json={"name": "Core"}).status_code == 201
+    r = api.post("/api/v1/component-groups", json={"name": "CORE"})
+    assert r.status_code == 409 and r.get_json()["field"] == "name"
+    other = api.post("/api/v1/component-groups", json={"name": "Edge"}).get_json()["id"]
+    assert api.patch(f"/api/v1/component-groups/{other}", json={"name": "core"}).status_code == 409
+
+
+def _iso(delta_minutes: float) -> str:
+    from datetime import timedelta
+
+    from statuspage.timeutil import utcnow
+
+    return (utcnow() + timedelta(minutes=delta_minutes)).replace(microsecond=0).isoformat() + "Z"
+
+
+def test_a_maintenance_in_the_past_is_refused_unless_confirmed(app, api):
+    r = api.post("/api/v1/maintenances", json={"name": "Oops", "scheduled_for": _iso(-60 * 24),
+                                               "scheduled_until": _iso(60)})
+    assert r.status_code == 400 and r.get_json()["field"] == "scheduled_for"
+    r = api.post("/api/v1/maintenances", json={"name": "Oops", "scheduled_for": _iso(-120),
+                                               "scheduled_until": _iso(-60)})
+    assert r.status_code == 400 and r.get_json()["field"] == "scheduled_until"
+    assert api.get("/api/v1/maintenances").get_json() == []
+    # A minute ago (typed as "now") is fine; so is an explicit allow_past, which starts it at once.
+    assert api.post("/api/v1/maintenances", json={"name": "Now", "scheduled_for": _iso(-1),
+                                                  "scheduled_until": _iso(60)}).status_code == 201
+    r = api.post("/api/v1/maintenances", json={"name": "Started", "scheduled_for": _iso(-60),
+                                               "scheduled_until": _iso(60), "allow_past": True})
+    assert r.status_code == 201
+    # Rescheduling into the past is refused the same way.
+    later = api.post("/api/v1/maintenances", json={"name": "Later", "scheduled_for": _iso(60),
+                                                   "scheduled_until": _iso(120)}).get_json()["id"]
+    r = api.patch(f"/api/v1/maintenances/{later}", json={"scheduled_for": _iso(-600)})
+    assert r.status_code == 400 and r.get_json()["field"] == "scheduled_for"
+    assert api.patch(f"/api/v1/maintenances/{later}", json={"name": "Renamed"}).status_code == 200
+
+
+def test_form_past_maintenance_asks_for_confirmation_next_to_the_field(app, api, ui):
+    from datetime import timedelta
+
+    from statuspage.timeutil import utcnow
+
+    start = (utcnow() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    end = (utcnow() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    form = {"name": "Typo", "scheduled_for": start, "scheduled_until": end, "auto_transition": "1"}
+    page = ui.post("/admin/maintenances/new", data=form).get_data(as_text=True)
+    assert 'id="error-scheduled_for">The start is in the past' in page
+    assert 'aria-invalid="true" aria-describedby="error-scheduled_for"' in page
+    assert 'name="allow_past"' in page and 'value="Typo"' in page
+    assert api.get("/api/v1/maintenances").get_json() == []
+    r = ui.post("/admin/maintenances/new", data={**form, "allow_past": "1"})
+    assert r.status_code == 302
+    assert api.get("/api/v1/maintenances").get_json()[0]["status"] == "in_progress"
+
+
+def test_form_duplicate_component_name_shows_next_to_its_field_and_keeps_the_typing(app, api, ui):
+    web = _component(api, "Web")
+    other = _component(api, "Other")
+    page = ui.post("/admin/components", data={"name": "web", "description": "typed", "showcase_field": "1"})
+    text = page.get_data(as_text=True)
+    assert 'id="error-new-name">A component named “web” already exists without a group' in text
+    assert 'value="typed"' in text
+    text = ui.post(f"/admin/components/{other}", data={"row": str(other), "name": "Web", "showcase_field": "1"}) \
+        .get_data(as_text=True)
+    assert f'id="error-c{other}-name">A component named “Web” already exists' in text
+    assert f'id="error-c{web}-name"' not in text
+    text = ui.post("/admin/groups", data={"name": ""}).get_data(as_text=True)
+    assert 'id="error-group-name">Enter the name.</p>' in text
+
+
+def test_notify_is_pre_ticked_only_when_the_trigger_would_send(app, api, ui):
+    page = ui.get("/admin/maintenances/new").get_data(as_text=True)
+    notify = re.search(r'<input type="checkbox" name="notify"[^>]*>', page).group(0)
+    assert "checked" not in notify  # maintenance triggers are off by default
+    assert "turned off in" in page and "Notification preview" in page
+    api.put("/api/v1/triggers", json={"maintenance.scheduled": {"enabled": True}})
+    page = ui.get("/admin/maintenances/new").get_data(as_text=True)
+    assert "checked" in re.search(r'<input type="checkbox" name="notify"[^>]*>', page).group(0)
+    assert "Sends maintenance.scheduled (maintenance.started, maintenance.completed off" in page
+    page = ui.get("/admin/incidents/new").get_data(as_text=True)
+    assert "checked" in re.search(r'<input type="checkbox" name="notify"[^>]*>', page).group(0)
+
+
+# --- ordering -------------------------------------------------------------------------------------
+
+def test_move_buttons_reorder_within_the_group_and_at_the_top_level(app, api, ui):
+    core = api.post("/api/v1/component-groups", json={"name": "Core"}).get_json()["id"]
+    a = _component(api, "A", group_id=core)
+    b = _component(api, "B", group_id=core)
+    web = _component(api, "Web")
+
+    def members():
+        rows = api.get("/api/v1/components").get_json()
+        return [c["name"] for c in sorted(rows, key=lambda c: (c["position"], c["id"])) if c["group_id"] == core]
+
+    r = ui.post("/admin/order/move", data={"kind": "component", "id": str(b), "direction": "up"})
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"#order-c{b}")
+    assert members() == ["B", "A"]
+    r = ui.post("/admin/order/move", data={"kind": "component", "id": str(b), "direction": "up"},
+                headers={"X-Requested-With": "fetch"})
+    assert r.get_json() == {"place": 1}  # already first: stays
+    ui.post("/admin/order/move", data={"kind": "group", "id": str(core), "direction": "down"})
+    with app.app_context():
+        from statuspage.components import order_token, top_level
+
+        assert [order_token(i) for i in top_level()] == [f"c{web}", f"g{core}"]
+    assert ui.post("/admin/order/move", data={"kind": "component", "id": str(a), "direction": "sideways"}) \
+        .status_code == 302
+    assert members() == ["B", "A"]
+    r = ui.post("/admin/order/move", data={"kind": "component", "id": "99999", "direction": "up"},
+                follow_redirects=True)
+    assert "component 99999 not found" in r.get_data(as_text=True)
+
+
+def test_drag_order_saves_a_whole_list_and_refuses_a_stale_one(app, api, ui):
+    a, b, c = _component(api, "A"), _component(api, "B"), _component(api, "C")
+    r = ui.post("/admin/order", data={"scope": "top", "order": f"c{c},c{a},c{b}"})
+    assert r.status_code == 200 and r.get_json() == {"saved": True}
+    rows = api.get("/api/v1/components").get_json()
+    assert [x["name"] for x in sorted(rows, key=lambda x: x["position"])] == ["C", "A", "B"]
+    for stale in (f"c{c},c{a}", f"c{c},c{a},c{a}", f"c{c},c{a},c{b},c999"):
+        r = ui.post("/admin/order", data={"scope": "top", "order": stale})
+        assert r.status_code == 409
+    assert ui.post("/admin/order", data={"scope": "abc", "order": f"c{a}"}).status_code in (302, 303, 400)
+    rows = api.get("/api/v1/components").get_json()
+    assert [x["name"] for x in sorted(rows, key=lambda x: x["position"])] == ["C", "A", "B"]

@@ -25,6 +25,7 @@ from ..models import (
     INCIDENT_STATUSES,
     MAINTENANCE_STATUSES,
     SUBSCRIPTION_STATUSES,
+    ComponentGroup,
 )
 from ..publish import publish_state
 from ..push.delivery import queue_test_push
@@ -36,6 +37,7 @@ from ..push.triggers import PLACEHOLDERS, URGENCIES, ensure_triggers, preview_pa
 from ..summary import build_summary
 from ..timeutil import site_tz, utcnow
 from ..validation import ascii_int, parse_id, parse_int
+from .formerrors import plain_message
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -93,14 +95,24 @@ def logout():
     return redirect(url_for("admin.login"))
 
 
-def run_service(fn, *args, success: str | None = None, **kwargs: Any) -> Any:
-    """Call a service function, commit, flash; on a service error flash it and return None."""
+@bp.context_processor
+def form_error_context() -> dict[str, Any]:
+    return {"form_errors": g.get("form_errors", {})}
+
+
+def run_service(fn, *args, success: str | None = None, scope: str = "", labels: dict[str, str] | None = None,
+                **kwargs: Any) -> Any:
+    """Call a service function, commit, flash; on a service error flash it in plain words, keep it
+    for the field it is about (`form_errors[scope + field]`, shown next to that field when the view
+    renders the form again) and return None."""
     try:
         result = fn(*args, **kwargs)
         commit()
     except ServiceError as exc:
         rollback()
-        flash(exc.message, "error")
+        message = plain_message(exc.message, exc.field, labels)
+        g.setdefault("form_errors", {})[scope + (exc.field or "")] = message
+        flash(message, "error")
         return None
     if success:
         flash(success, "success")
@@ -154,9 +166,27 @@ def dashboard():
 
 @bp.get("/components")
 def components():
+    return _components_page()
+
+
+def _components_page(form: Any = None):
+    """The components page; after a refused form, with that form's values and its field messages."""
+    order = [(item, components_svc.group_members(item.id) if isinstance(item, ComponentGroup) else None)
+             for item in components_svc.top_level()]
     return render_template("admin/components.html", components=components_svc.list_components(),
                            groups=components_svc.list_groups(), statuses=COMPONENT_STATUSES,
-                           monitoring=integrations_svc.monitoring_overview())
+                           monitoring=integrations_svc.monitoring_overview(), form=form or {}, order=order)
+
+
+def _form_data(build, form, scope: str) -> dict[str, Any] | None:
+    """`build(form)` (the form as the service's dict); a field it refuses is kept like a service error."""
+    try:
+        return build(form)
+    except ServiceError as exc:
+        message = plain_message(exc.message, exc.field)
+        g.setdefault("form_errors", {})[scope + (exc.field or "")] = message
+        flash(message, "error")
+        return None
 
 
 def _component_data(form) -> dict[str, Any]:
@@ -176,15 +206,22 @@ def _component_data(form) -> dict[str, Any]:
 
 @bp.post("/components")
 def create_component():
-    run_service(components_svc.create_component, _component_data(request.form), success="Component created.")
-    return redirect(url_for("admin.components"))
+    data = _form_data(_component_data, request.form, "new-")
+    if data is not None and run_service(components_svc.create_component, data, success="Component created.",
+                                        scope="new-"):
+        return redirect(url_for("admin.components"))
+    return _components_page(request.form)
 
 
 @bp.post("/components/<int:component_id>")
 def update_component(component_id: int):
     component = components_svc.get_component(component_id)
-    run_service(components_svc.update_component, component, _component_data(request.form), success="Component saved.")
-    return redirect(url_for("admin.components"))
+    scope = f"c{component_id}-"
+    data = _form_data(_component_data, request.form, scope)
+    if data is not None and run_service(components_svc.update_component, component, data,
+                                        success="Component saved.", scope=scope):
+        return redirect(url_for("admin.components") + f"#component-{component_id}")
+    return _components_page(request.form)
 
 
 @bp.post("/components/<int:component_id>/delete")
@@ -202,6 +239,39 @@ def delete_component(component_id: int):
     return redirect(url_for("admin.components"))
 
 
+def _order_item(kind: str, raw_id: str):
+    item_id = parse_id(raw_id, "id")
+    if kind == "group":
+        return components_svc.get_group(item_id)
+    if kind == "component":
+        return components_svc.get_component(item_id)
+    abort(400)
+
+
+@bp.post("/order/move")
+def move_order_item():
+    """Move up / Move down (keyboard and no-JS ordering; admin.js posts the same form in the background)."""
+    form = request.form
+    item = _order_item(form.get("kind", ""), form.get("id", ""))
+    place = run_service(components_svc.move_item, item, form.get("direction", ""))
+    token = components_svc.order_token(item)
+    if request.headers.get("X-Requested-With") == "fetch":
+        return ({"place": place}, 200) if place else ({"error": "not moved"}, 400)
+    return redirect(url_for("admin.components") + f"#order-{token}")
+
+
+@bp.post("/order")
+def save_order():
+    """A list's new order after a drag and drop (admin.js)."""
+    form = request.form
+    scope = form.get("scope", "")
+    group_id = None if scope == "top" else parse_id(scope, "scope")
+    tokens = [t for t in form.get("order", "").split(",") if t]
+    if run_service(components_svc.reorder, group_id, tokens):
+        return {"saved": True}, 200
+    return {"error": "The list changed since the page was loaded: reload it and try again."}, 409
+
+
 @bp.post("/components/<int:component_id>/hand-back")
 def hand_back_component(component_id: int):
     component = components_svc.get_component(component_id)
@@ -213,8 +283,9 @@ def hand_back_component(component_id: int):
 @bp.post("/groups")
 def create_group():
     data = {"name": request.form.get("name", ""), "description": request.form.get("description", "")}
-    run_service(components_svc.create_group, data, success="Group created.")
-    return redirect(url_for("admin.components"))
+    if run_service(components_svc.create_group, data, success="Group created.", scope="group-"):
+        return redirect(url_for("admin.components"))
+    return _components_page(request.form)
 
 
 @bp.post("/groups/<int:group_id>/delete")
@@ -233,6 +304,8 @@ def delete_group(group_id: int):
 
 # --- incidents ----------------------------------------------------------------------------
 
+INCIDENT_LABELS = {"name": "the title"}
+
 @bp.get("/incidents")
 def incidents():
     return render_template("admin/incidents.html", incidents=incidents_svc.list_incidents(limit=100))
@@ -250,12 +323,13 @@ def new_incident():
             "notify": bool(form.get("notify")),
             **_component_form(form),
         }
-        incident = run_service(incidents_svc.create_incident, data, success="Incident created.")
+        incident = run_service(incidents_svc.create_incident, data, success="Incident created.",
+                               labels=INCIDENT_LABELS)
         if incident:
             return redirect(url_for("admin.incident", incident_id=incident.id))
     return render_template("admin/incident_new.html", form=form, components=components_svc.list_components(),
                            statuses=INCIDENT_STATUSES, impacts=INCIDENT_IMPACTS, component_statuses=COMPONENT_STATUSES,
-                           **_preview_context())
+                           notify_events=["incident.created"], picker=_picker_layout(), **_preview_context())
 
 
 @bp.route("/incidents/<int:incident_id>", methods=["GET", "POST"])
@@ -269,14 +343,16 @@ def incident(incident_id: int):
             data["impact"] = form["impact"]
         if item.kind == "incident" and form.get("restore_components_field"):
             data["restore_components"] = bool(form.get("restore_components"))
-        if run_service(incidents_svc.post_update, item, data, success="Update posted."):
+        if run_service(incidents_svc.post_update, item, data, success="Update posted.", labels=INCIDENT_LABELS):
             return redirect(url_for("admin.incident", incident_id=item.id))
     statuses = MAINTENANCE_STATUSES if item.kind == "maintenance" else INCIDENT_STATUSES
     # "postmortem" comes with publishing one (the Postmortem form), not with an update.
     statuses = [st for st in statuses if st != "postmortem" or item.status == "postmortem"]
+    events = ["incident.updated", "incident.resolved"] if item.kind == "incident" \
+        else ["maintenance.started", "maintenance.completed"]
     return render_template("admin/incident.html", incident=item, statuses=statuses, impacts=INCIDENT_IMPACTS,
                            components=components_svc.list_components(), component_statuses=COMPONENT_STATUSES,
-                           form=request.form, **_preview_context())
+                           form=request.form, notify_events=events, picker=_picker_layout(), **_preview_context())
 
 
 @bp.post("/incidents/<int:incident_id>/postmortem")
@@ -329,11 +405,27 @@ def delete_incident(incident_id: int):
     return redirect(url_for("admin.incident", incident_id=item.id))
 
 
+def _picker_layout() -> list[tuple[Any, list[Any]]]:
+    """Components grouped for the composer's picker: each group (in page order) with its members,
+    then the components without a group."""
+    by_group: dict[int | None, list[Any]] = {}
+    for component in components_svc.list_components():
+        by_group.setdefault(component.group_id, []).append(component)
+    layout: list[tuple[Any, list[Any]]] = [(group, by_group[group.id]) for group in components_svc.list_groups()
+                                           if group.id in by_group]
+    if None in by_group:
+        layout.append((None, by_group[None]))
+    return layout
+
+
 def _preview_context() -> dict[str, Any]:
     return {"trigger_previews": preview_payloads()}
 
 
 # --- maintenances -------------------------------------------------------------------------
+
+MAINTENANCE_LABELS = {"name": "the title", "body": "the details"}
+MAINTENANCE_EVENTS = ["maintenance.scheduled", "maintenance.started", "maintenance.completed"]
 
 @bp.get("/maintenances")
 def maintenances():
@@ -354,13 +446,17 @@ def new_maintenance():
             "auto_transition_to_maintenance_state": bool(form.get("auto_transition_to_maintenance_state")),
             "notify": bool(form.get("notify")),
             "component_ids": form.getlist("affected"),
+            "allow_past": bool(form.get("allow_past")),
         }
-        maintenance = run_service(incidents_svc.create_maintenance, data, success="Maintenance scheduled.")
+        maintenance = run_service(incidents_svc.create_maintenance, data, success="Maintenance scheduled.",
+                                  labels=MAINTENANCE_LABELS)
         if maintenance:
             return redirect(url_for("admin.incident", incident_id=maintenance.id))
-    now = utcnow()
+    errors = g.get("form_errors", {})
+    ask_past = any("in the past" in errors.get(f, "") for f in ("scheduled_for", "scheduled_until"))
     return render_template("admin/maintenance_new.html", form=form, components=components_svc.list_components(),
-                           now=now)
+                           now=utcnow(), ask_past=ask_past, notify_events=MAINTENANCE_EVENTS,
+                           picker=_picker_layout(), **_preview_context())
 
 
 # --- push: settings, triggers, subscriptions, deliveries ------------------------------------
