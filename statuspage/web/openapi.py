@@ -97,7 +97,11 @@ def build_openapi() -> dict[str, Any]:
                 "description": "while in progress its operational components show under_maintenance, and return "
                                "to operational when it completes (default true)"},
             "notify": {"type": "boolean", "description": "notify subscribers; also decides whether the automatic "
-                                                         "start and completion notify"}}},
+                                                         "start and completion notify"},
+            "allow_past": {"type": "boolean", "default": False,
+                           "description": "a scheduled maintenance whose start is more than 5 minutes ago, or whose "
+                                          "end has passed, is refused (400) unless this is true; it then starts "
+                                          "at once"}}},
         "UpdateEdit": {
             "type": "object", "additionalProperties": False, "required": ["body"],
             "description": "Correct an update's text; it is marked edited (edited_at). Status and component "
@@ -138,22 +142,25 @@ def build_openapi() -> dict[str, Any]:
     paths = {
         "/api/v1/components": {
             "get": _op("List components", resp={"type": "array", "items": _ref("Component")}),
-            "post": _op("Create a component", body=_ref("ComponentCreate"), ok=201, resp=_ref("Component")),
+            "post": _op("Create a component (names are unique within their group, ignoring case: else 409)",
+                        body=_ref("ComponentCreate"), ok=201, resp=_ref("Component"), errors=(400, 401, 404, 409)),
         },
         "/api/v1/components/{component_id}": {
             "parameters": [_id_param("component_id")],
             "get": _op("Get a component", resp=_ref("Component")),
             "patch": _op("Update a component (status changes record events)", body=_ref("ComponentInput"),
-                         resp=_ref("Component")),
+                         resp=_ref("Component"), errors=(400, 401, 404, 409)),
             "delete": _op("Delete a component", ok=204),
         },
         "/api/v1/component-groups": {
             "get": _op("List component groups", resp={"type": "array"}),
-            "post": _op("Create a component group", body=_ref("GroupCreate"), ok=201, resp={"type": "object"}),
+            "post": _op("Create a component group (names are unique, ignoring case: else 409)",
+                        body=_ref("GroupCreate"), ok=201, resp={"type": "object"}, errors=(400, 401, 409)),
         },
         "/api/v1/component-groups/{group_id}": {
             "parameters": [_id_param("group_id")],
-            "patch": _op("Update a group", body=_ref("GroupInput"), resp={"type": "object"}),
+            "patch": _op("Update a group", body=_ref("GroupInput"), resp={"type": "object"},
+                         errors=(400, 401, 404, 409)),
             "delete": _op("Delete a group", ok=204),
         },
         "/api/v1/incidents": {
