@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 
 from . import validation as v
 from .components import get_component, set_component_status
@@ -32,6 +32,7 @@ from .models import (
     RESOLVED_INCIDENT_STATUSES,
     Component,
     Event,
+    EventState,
     Incident,
     IncidentUpdate,
     StatusSource,
@@ -471,6 +472,13 @@ def delete_incident(incident: Incident) -> dict[str, int]:
     confirmation message."""
     incident = _lock(incident)
     sent = notified_count(incident)
+    # Notifications not yet on their way (a component's debounce window) would point at a page
+    # that no longer exists: they are dropped. Those already sending finish.
+    db.session.execute(
+        update(Event).where(Event.incident_id == incident.id,
+                            Event.state.in_((EventState.PENDING, EventState.DISPATCHED)))
+        .values(state=EventState.SKIPPED, state_reason="the incident was deleted", finished_at=utcnow())
+        .execution_options(synchronize_session=False))
     db.session.delete(incident)
     db.session.flush()
     return sent

@@ -384,7 +384,8 @@ def test_notify_is_pre_ticked_only_when_the_trigger_would_send(app, api, ui):
     api.put("/api/v1/triggers", json={"maintenance.scheduled": {"enabled": True}})
     page = ui.get("/admin/maintenances/new").get_data(as_text=True)
     assert "checked" in re.search(r'<input type="checkbox" name="notify"[^>]*>', page).group(0)
-    assert "Sends maintenance.scheduled (maintenance.started, maintenance.completed off" in page
+    assert "Sends the “Maintenance scheduled” notification (“Maintenance started”, “Maintenance completed” turned off" \
+        in page
     page = ui.get("/admin/incidents/new").get_data(as_text=True)
     assert "checked" in re.search(r'<input type="checkbox" name="notify"[^>]*>', page).group(0)
 
@@ -432,3 +433,16 @@ def test_drag_order_saves_a_whole_list_and_refuses_a_stale_one(app, api, ui):
     assert ui.post("/admin/order", data={"scope": "abc", "order": f"c{a}"}).status_code in (302, 303, 400)
     rows = api.get("/api/v1/components").get_json()
     assert [x["name"] for x in sorted(rows, key=lambda x: x["position"])] == ["C", "A", "B"]
+
+
+def test_deleting_an_incident_drops_its_notifications_not_yet_sent(app, api):
+    from statuspage.models import EventState
+
+    incident = api.post("/api/v1/incidents", json={"name": "Gone", "body": "b"}).get_json()["id"]
+    with app.app_context():
+        db.session.execute(Event.__table__.update().values(state=EventState.PENDING, dispatched_at=None))
+        db.session.commit()
+    assert api.delete(f"/api/v1/incidents/{incident}").status_code == 204
+    with app.app_context():
+        event = db.session.execute(select(Event)).scalar_one()
+        assert event.state == EventState.SKIPPED and event.state_reason == "the incident was deleted"

@@ -45,6 +45,8 @@ def _fits(page) -> tuple[int, int]:
     return page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
 
 
+@pytest.mark.parametrize("sized", [("phone", "light"), ("phone", "dark"), ("desktop", "light"), ("desktop", "dark")],
+                         indirect=True, ids=lambda p: f"{p[0]}-{p[1]}")
 def test_every_admin_page_fits_the_screen(live, sized):
     page, size = sized
     api = _api(live)
@@ -58,7 +60,8 @@ def test_every_admin_page_fits_the_screen(live, sized):
             too_wide[path] = max(scroll, inner)
     assert too_wide == {}, f"wider than {SIZES[size]['width']} px"
     page.goto(live.url + "/admin/push")
-    shot(page, f"admin-push-{size}", full_page=True)
+    dark = page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches")
+    shot(page, f"admin-push-{size}-{'dark' if dark else 'light'}", full_page=True)
     api.delete(f"/api/v1/incidents/{incident.get_json()['id']}")
 
 
