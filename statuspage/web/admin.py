@@ -366,6 +366,12 @@ def postmortem(incident_id: int):
 @bp.post("/incidents/<int:incident_id>/postmortem/delete")
 def delete_postmortem(incident_id: int):
     item = incidents_svc.get_incident(incident_id)
+    if not confirmed():
+        return confirm_page(
+            title=f"Remove the postmortem of “{item.name}”?",
+            lines=["Its text is deleted and the incident is shown as resolved again. This cannot be undone."],
+            action=url_for("admin.delete_postmortem", incident_id=item.id), button="Remove postmortem",
+            back=url_for("admin.incident", incident_id=item.id) + "#postmortem")
     run_service(incidents_svc.remove_postmortem, item, success="Postmortem removed.")
     return redirect(url_for("admin.incident", incident_id=item.id) + "#postmortem")
 
@@ -652,6 +658,13 @@ def integration(integration_id: int):
 @admin_only
 def rotate_integration(integration_id: int):
     item = integrations_svc.get_integration(integration_id)
+    if not confirmed():
+        return confirm_page(
+            title=f"Make a new token for “{item.name}”?",
+            lines=["The current token stops working at once: the monitoring tool's webhook fails until you "
+                   "give it the new one."],
+            action=url_for("admin.rotate_integration", integration_id=item.id), button="Make a new token",
+            back=url_for("admin.integration", integration_id=item.id))
     token = run_service(integrations_svc.rotate_token, item)
     if not isinstance(token, str):
         return redirect(url_for("admin.integration", integration_id=integration_id))
@@ -663,5 +676,11 @@ def rotate_integration(integration_id: int):
 @admin_only
 def delete_integration(integration_id: int):
     item = integrations_svc.get_integration(integration_id)
+    if not confirmed():
+        return confirm_page(
+            title=f"Delete the integration “{item.name}”?",
+            lines=["Its webhook stops working; components its alerts hold down recover. This cannot be undone."],
+            action=url_for("admin.delete_integration", integration_id=item.id), button="Delete integration",
+            back=url_for("admin.integration", integration_id=item.id))
     run_service(integrations_svc.delete_integration, item, success=f"Integration {item.name} deleted.")
     return redirect(url_for("admin.integrations"))
