@@ -185,7 +185,7 @@ def test_maintenance_form_refuses_the_past_next_to_the_field_and_previews(live, 
 
 
 def test_ordering_by_keyboard_buttons_and_by_drag(live, sized):
-    page, _ = sized
+    page, size = sized
     api = _api(live)
     names = [_unique("Order A"), _unique("Order B")]
     group = api.post("/api/v1/component-groups", json={"name": _unique("Order group")}).get_json()["id"]
@@ -198,6 +198,7 @@ def test_ordering_by_keyboard_buttons_and_by_drag(live, sized):
     try:
         assert order() == names
         page.goto(live.url + "/admin/components")
+        shot(page, f"admin-components-{size}", full_page=True)
         down = page.get_by_role("button", name=f"Move {names[0]} down")
         down.focus()
         page.keyboard.press("Enter")
