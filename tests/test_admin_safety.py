@@ -446,3 +446,16 @@ def test_deleting_an_incident_drops_its_notifications_not_yet_sent(app, api):
     with app.app_context():
         event = db.session.execute(select(Event)).scalar_one()
         assert event.state == EventState.SKIPPED and event.state_reason == "the incident was deleted"
+
+
+def test_the_api_sets_a_lists_order_with_the_same_rules(app, api):
+    core = api.post("/api/v1/component-groups", json={"name": "Core"}).get_json()["id"]
+    a, b = _component(api, "A", group_id=core), _component(api, "B", group_id=core)
+    web = _component(api, "Web")
+    r = api.put("/api/v1/component-order", json={"group_id": None, "order": [f"c{web}", f"g{core}"]})
+    assert r.status_code == 200 and r.get_json() == {"group_id": None, "order": [f"c{web}", f"g{core}"]}
+    r = api.put("/api/v1/component-order", json={"group_id": core, "order": [f"c{b}", f"c{a}"]})
+    assert r.get_json()["order"] == [f"c{b}", f"c{a}"]
+    for body, code in (({"group_id": core, "order": [f"c{b}"]}, 409), ({"order": "c1"}, 400),
+                       ({"group_id": 999, "order": []}, 404), ({"order": [f"c{web}", f"g{core}"], "x": 1}, 400)):
+        assert api.put("/api/v1/component-order", json=body).status_code == code, body

@@ -146,6 +146,23 @@ def delete_group(group_id: int):
     return "", 204
 
 
+@bp.put("/component-order")
+@token_required
+def put_component_order():
+    """One list's order, as the admin's drag and drop saves it: {"group_id": null | id, "order": ["g1", "c4"]}."""
+    data = v.require_object(json_body(), ("group_id", "order"), what="order")
+    group_id = v.integer(data, "group_id", minimum=1, maximum=v.MAX_ID)
+    if group_id is not None:
+        components_svc.get_group(group_id)
+    order = data.get("order")
+    if not isinstance(order, list) or not all(isinstance(t, str) for t in order) or len(order) > 1000:
+        raise ValidationError('order must be a list of "g<group id>" / "c<component id>" strings', field="order")
+    components_svc.reorder(group_id, order)
+    commit()
+    items = components_svc.top_level() if group_id is None else components_svc.group_members(group_id)
+    return jsonify({"group_id": group_id, "order": [components_svc.order_token(i) for i in items]})
+
+
 # --- incidents ----------------------------------------------------------------------------
 
 def _paging() -> tuple[int, int]:

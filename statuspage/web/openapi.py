@@ -163,6 +163,16 @@ def build_openapi() -> dict[str, Any]:
                          errors=(400, 401, 404, 409)),
             "delete": _op("Delete a group", ok=204),
         },
+        "/api/v1/component-order": {
+            "put": _op("Set one list's order on the page: the top level (groups and ungrouped components, "
+                       "group_id null) or one group's components; `order` must name exactly that list's items",
+                       body={"type": "object", "additionalProperties": False, "required": ["order"], "properties": {
+                           "group_id": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_ID},
+                           "order": {"type": "array", "maxItems": 1000,
+                                     "items": {"type": "string", "pattern": "^[gc][0-9]+$"},
+                                     "description": "\"g<id>\" a group, \"c<id>\" a component"}}},
+                       resp={"type": "object"}, errors=(400, 401, 404, 409)),
+        },
         "/api/v1/incidents": {
             "get": _op("List incidents", params=list_params, resp={"type": "array", "items": _ref("Incident")}),
             "post": _op("Create an incident", body=_ref("IncidentInput"), ok=201, resp=_ref("Incident")),
