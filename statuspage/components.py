@@ -9,7 +9,7 @@ from flask import current_app
 from sqlalchemy import delete, func, select, update
 
 from . import validation as v
-from .errors import NotFoundError, ValidationError
+from .errors import ConflictError, NotFoundError, ValidationError
 from .events import record_event
 from .extensions import db
 from .models import (
@@ -61,6 +61,27 @@ def _group_id(data: dict) -> int | None:
     return group_id
 
 
+def _same_name(a: str, b: str) -> bool:
+    return a.strip().casefold() == b.strip().casefold()
+
+
+def ensure_unique_component_name(name: str, group_id: int | None, exclude_id: int | None = None) -> None:
+    """Component names are unique within their group (ignoring case): "API" may sit in both "EU" and
+    "US", but two "API" rows side by side can't be told apart by visitors, subscribers or monitoring."""
+    rows = db.session.execute(select(Component.id, Component.name).where(
+        Component.group_id.is_(None) if group_id is None else Component.group_id == group_id)).all()
+    if any(_same_name(row.name, name) and row.id != exclude_id for row in rows):
+        where = "without a group" if group_id is None else "in this group"
+        raise ConflictError(f"A component named “{name}” already exists {where}: pick another name.",
+                            field="name")
+
+
+def ensure_unique_group_name(name: str, exclude_id: int | None = None) -> None:
+    rows = db.session.execute(select(ComponentGroup.id, ComponentGroup.name)).all()
+    if any(_same_name(row.name, name) and row.id != exclude_id for row in rows):
+        raise ConflictError(f"A group named “{name}” already exists: pick another name.", field="name")
+
+
 def create_component(data: dict[str, Any]) -> Component:
     v.require_object(data, COMPONENT_FIELDS, what="component")
     name = v.string(data, "name", required=True, max_length=200)
@@ -68,11 +89,13 @@ def create_component(data: dict[str, Any]) -> Component:
     position = v.integer(data, "position", minimum=0, maximum=100000)
     if position is None:
         position = (db.session.execute(select(func.max(Component.position))).scalar() or 0) + 1
+    group_id = _group_id(data)
+    ensure_unique_component_name(name, group_id)
     component = Component(
         name=name,
         description=v.string(data, "description", max_length=2000),
         status=status,
-        group_id=_group_id(data),
+        group_id=group_id,
         position=position,
         showcase=v.boolean(data, "showcase", default=True),
     )
@@ -92,6 +115,8 @@ def update_component(component: Component, data: dict[str, Any]) -> Component:
         component.description = v.string(data, "description", max_length=2000, allow_empty=True)
     if "group_id" in data:
         component.group_id = _group_id(data)
+    if "name" in data or "group_id" in data:
+        ensure_unique_component_name(component.name, component.group_id, exclude_id=component.id)
     if "position" in data:
         component.position = v.integer(data, "position", minimum=0, maximum=100000, required=True)
     if "showcase" in data:
@@ -183,8 +208,10 @@ def debounce_seconds() -> int:
 
 def create_group(data: dict[str, Any]) -> ComponentGroup:
     v.require_object(data, GROUP_FIELDS, what="component group")
+    name = v.string(data, "name", required=True, max_length=200)
+    ensure_unique_group_name(name)
     group = ComponentGroup(
-        name=v.string(data, "name", required=True, max_length=200),
+        name=name,
         description=v.string(data, "description", max_length=2000),
         position=v.integer(data, "position", minimum=0, maximum=100000, default=0),
     )
@@ -197,6 +224,7 @@ def update_group(group: ComponentGroup, data: dict[str, Any]) -> ComponentGroup:
     v.require_object(data, GROUP_FIELDS, what="component group")
     if "name" in data:
         group.name = v.string(data, "name", required=True, max_length=200)
+        ensure_unique_group_name(group.name, exclude_id=group.id)
     if "description" in data:
         group.description = v.string(data, "description", max_length=2000, allow_empty=True)
     if "position" in data:
@@ -209,6 +237,69 @@ def delete_group(group: ComponentGroup) -> None:
     for component in group.components:
         component.group_id = None
     db.session.delete(group)
+
+
+# --- ordering: the page shows groups and ungrouped components interleaved by position, and each
+# group's components by position (summary.build_summary). Moves renumber one list 1..n. ---------
+
+ORDER_DIRECTIONS = ("up", "down")
+
+
+def top_level() -> list[Component | ComponentGroup]:
+    """Groups and ungrouped components in page order."""
+    entries = [(g.position, 0, g.id, g) for g in list_groups()]
+    entries += [(c.position, 1, c.id, c) for c in list_components() if c.group_id is None]
+    return [entry[3] for entry in sorted(entries, key=lambda e: e[:3])]
+
+
+def group_members(group_id: int) -> list[Component]:
+    return [c for c in list_components() if c.group_id == group_id]
+
+
+def order_token(item: Component | ComponentGroup) -> str:
+    return f"g{item.id}" if isinstance(item, ComponentGroup) else f"c{item.id}"
+
+
+def _siblings(item: Component | ComponentGroup) -> list[Component | ComponentGroup]:
+    if isinstance(item, Component) and item.group_id is not None:
+        return list(group_members(item.group_id))
+    return top_level()
+
+
+def _renumber(items: list[Component | ComponentGroup]) -> None:
+    for position, item in enumerate(items, start=1):
+        if item.position != position:
+            item.position = position
+            if isinstance(item, Component):
+                item.updated_at = utcnow()
+
+
+def move_item(item: Component | ComponentGroup, direction: str) -> int:
+    """Move a component (within its group) or a group one place up or down; returns its new
+    1-based place. At either end it stays."""
+    if direction not in ORDER_DIRECTIONS:
+        raise ValidationError("direction must be up or down", field="direction")
+    siblings = _siblings(item)
+    index = siblings.index(item)
+    other = index - 1 if direction == "up" else index + 1
+    if 0 <= other < len(siblings):
+        siblings[index], siblings[other] = siblings[other], siblings[index]
+        index = other
+    _renumber(siblings)
+    db.session.flush()
+    return index + 1
+
+
+def reorder(group_id: int | None, tokens: list[str]) -> None:
+    """Set the order of one list (the page's top level, or one group's components) from its items'
+    tokens ("g3" a group, "c5" a component), as a drag and drop leaves it. The tokens must name
+    exactly that list's items: a list changed meanwhile (another admin) is refused, not guessed."""
+    siblings: list[Component | ComponentGroup] = top_level() if group_id is None else list(group_members(group_id))
+    by_token = {order_token(item): item for item in siblings}
+    if len(tokens) != len(set(tokens)) or set(tokens) != set(by_token):
+        raise ConflictError("The list changed since the page was loaded: reload it and try again.", field="order")
+    _renumber([by_token[token] for token in tokens])
+    db.session.flush()
 
 
 # Worst last, in Statuspage's order of severity (maintenance is better than any degradation).

@@ -10,11 +10,11 @@ the second sees the first's result and records no second "resolved" or "started"
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select, update
 
 from . import validation as v
 from .components import get_component, set_component_status
@@ -31,6 +31,8 @@ from .models import (
     MAINTENANCE_STATUSES,
     RESOLVED_INCIDENT_STATUSES,
     Component,
+    Event,
+    EventState,
     Incident,
     IncidentUpdate,
     StatusSource,
@@ -39,12 +41,15 @@ from .reminders import schedule_reminders
 from .timeutil import utcnow
 
 INCIDENT_FIELDS = ("name", "status", "impact", "body", "components", "component_ids", "notify")
-UPDATE_FIELDS = ("status", "body", "components", "component_ids", "notify", "impact")
+UPDATE_FIELDS = ("status", "body", "components", "component_ids", "notify", "impact", "restore_components")
 MAINTENANCE_FIELDS = (
     "name", "status", "body", "scheduled_for", "scheduled_until", "components", "component_ids",
-    "auto_transition", "auto_transition_to_maintenance_state", "notify",
+    "auto_transition", "auto_transition_to_maintenance_state", "notify", "allow_past",
 )
+# A start typed as "now" in a minute-resolution form is up to a minute old when it arrives.
+PAST_GRACE = timedelta(minutes=5)
 POSTMORTEM_FIELDS = ("body", "notify")
+EDIT_UPDATE_FIELDS = ("body", "notify")
 MAX_BODY = 20000
 MAX_POSTMORTEM = 60000
 POSTMORTEM_HOW = "publish one (the admin's Postmortem form, or PUT /api/v1/incidents/<id>/postmortem)"
@@ -183,9 +188,12 @@ def post_update(incident: Incident, data: dict[str, Any]) -> IncidentUpdate:
     body = _body(data)
     notify = v.boolean(data, "notify", default=True)
     impact = v.choice(data, "impact", INCIDENT_IMPACTS) if incident.kind == "incident" else None
+    restore = v.boolean(data, "restore_components", default=True)
     changes = _component_changes(data)
-    if not body and status == incident.status and not changes and impact in (None, incident.impact):
-        raise ValidationError("an update needs a body, a new status, an impact or component changes", field="body")
+    if not body and status == incident.status and impact in (None, incident.impact) \
+            and not _changes_anything(incident, changes):
+        raise ValidationError("Write a message, or change the status, the impact or a component: "
+                              "an update with none of these tells visitors nothing.", field="body")
     was_resolved = incident.is_resolved
     old_status = incident.status
     now = utcnow()
@@ -194,6 +202,8 @@ def post_update(incident: Incident, data: dict[str, Any]) -> IncidentUpdate:
         incident.impact = impact
     incident.updated_at = now
     _stamp_status(incident, status, now)
+    if incident.kind == "incident" and restore and incident.is_resolved and not was_resolved:
+        changes = {**changes, **_restored_components(incident, changes)}
     before = _apply_component_changes(incident, changes, notify)
     if incident.kind == "maintenance":
         _maintenance_component_states(incident, old_status, status, notify)
@@ -212,6 +222,32 @@ def post_update(incident: Incident, data: dict[str, Any]) -> IncidentUpdate:
     elif not incident.is_resolved or was_resolved:
         record_event("incident.updated", incident_id=incident.id, notify=notify, context=context)
     return update
+
+
+def _changes_anything(incident: Incident, changes: dict[int, str | None]) -> bool:
+    """Whether applying `changes` would attach a component or change one's status."""
+    attached = {c.id for c in incident.components}
+    return any(cid not in attached or (status is not None and get_component(cid).status != status)
+               for cid, status in changes.items())
+
+
+def _restored_components(incident: Incident, changes: dict[int, str | None]) -> dict[int, str | None]:
+    """Resolving puts the incident's components back to operational (the request may name other
+    statuses, or say restore_components false). Left alone: a component whose status the request
+    names, one under maintenance (a maintenance window owns it), and one still attached to
+    another unresolved incident (that outage is not over)."""
+    still_open = _components_in_other_open_incidents(incident)
+    return {c.id: "operational" for c in incident.components
+            if changes.get(c.id) is None and c.status not in ("operational", "under_maintenance")
+            and c.id not in still_open}
+
+
+def _components_in_other_open_incidents(incident: Incident) -> set[int]:
+    others = db.session.execute(
+        select(Incident).where(Incident.kind == "incident", Incident.id != incident.id,
+                               Incident.status.not_in(RESOLVED_INCIDENT_STATUSES))
+    ).scalars()
+    return {c.id for other in others for c in other.components}
 
 
 def _lock(incident: Incident) -> Incident:
@@ -268,6 +304,9 @@ def create_maintenance(data: dict[str, Any]) -> Incident:
     notify = v.boolean(data, "notify", default=True)
     changes = _component_changes(data)
     now = utcnow()
+    allow_past = v.boolean(data, "allow_past", default=False)
+    if status == "scheduled":
+        _refuse_past(scheduled_for, scheduled_until, now, allow_past)
     maintenance = Incident(
         kind="maintenance", name=name, status=status, impact="maintenance",
         scheduled_for=scheduled_for, scheduled_until=scheduled_until,
@@ -295,6 +334,9 @@ def create_maintenance(data: dict[str, Any]) -> Incident:
         record_event("maintenance.started", incident_id=maintenance.id, notify=notify, context=context)
     schedule_transitions(maintenance)
     schedule_reminders(maintenance, new_schedule=True)
+    if allow_past and maintenance.auto_transition and status == "scheduled" and scheduled_for <= now:
+        # Confirmed as already begun: start it right after the commit, not at the sweeper's next round.
+        db.session.info.setdefault("after_commit_jobs", []).append((JobName.RUN_DUE_MAINTENANCES, 0.0))
     return maintenance
 
 
@@ -318,6 +360,10 @@ def update_maintenance(maintenance: Incident, data: dict[str, Any]) -> Incident:
     if end <= start:
         raise ValidationError("scheduled_until must be after scheduled_for", field="scheduled_until")
     rescheduled = start != maintenance.scheduled_for
+    allow_past = v.boolean(data, "allow_past", default=False)
+    if maintenance.status == "scheduled" and data.get("status") in (None, "scheduled") and (
+            start != maintenance.scheduled_for or end != maintenance.scheduled_until):
+        _refuse_past(start, end, utcnow(), allow_past)
     maintenance.scheduled_for, maintenance.scheduled_until = start, end
     update_data = {k: data[k] for k in ("status", "body", "components", "component_ids", "notify") if k in data}
     if update_data.get("status") not in (None, maintenance.status) or update_data.get("body"):
@@ -332,6 +378,21 @@ def update_maintenance(maintenance: Incident, data: dict[str, Any]) -> Incident:
     schedule_transitions(maintenance)
     schedule_reminders(maintenance, new_schedule=rescheduled)
     return maintenance
+
+
+def _refuse_past(start: datetime, end: datetime, now: datetime, allow_past: bool) -> None:
+    """A maintenance scheduled in the past would start (or even complete) the moment it is saved,
+    notifying subscribers: usually a typo in the date. It takes `allow_past: true` to mean it."""
+    if allow_past:
+        return
+    if end <= now:
+        raise ValidationError("The end is in the past, so this maintenance would be completed at once. Check "
+                              "the dates, or confirm that you are recording a past maintenance "
+                              "(allow_past).", field="scheduled_until")
+    if start < now - PAST_GRACE:
+        raise ValidationError("The start is in the past, so this maintenance would begin at once. Check the "
+                              "date, or confirm that it has already started (allow_past).",
+                              field="scheduled_for")
 
 
 def start_maintenance(maintenance: Incident, *, automatic: bool = False) -> None:
@@ -374,6 +435,68 @@ def _components_in_other_maintenance(maintenance: Incident) -> set[int]:
                                Incident.auto_transition_to_maintenance_state.is_(True))
     ).scalars()
     return {c.id for other in others for c in other.components}
+
+
+# --- corrections: edit an update's text, delete an incident --------------------------------
+
+def get_update(incident: Incident, update_id: int) -> IncidentUpdate:
+    update = db.session.get(IncidentUpdate, update_id)
+    if update is None or update.incident_id != incident.id:
+        raise NotFoundError(f"update {update_id} of {incident.kind} {incident.id} not found")
+    return update
+
+
+def edit_update(incident: Incident, update_id: int, data: dict[str, Any]) -> IncidentUpdate:
+    """Correct an update's text. It is marked edited (edited_at); its status and component changes
+    stay as posted. Subscribers are not notified again unless `notify` is true (incidents only:
+    the notification is incident.updated with the corrected text)."""
+    v.require_object(data, EDIT_UPDATE_FIELDS, what="update")
+    incident = _lock(incident)
+    update = get_update(incident, update_id)
+    body = _body(data, required=True)
+    if not body:
+        raise ValidationError("Write the corrected message: an update's text can be changed but not emptied.",
+                              field="body")
+    notify = v.boolean(data, "notify", default=False)
+    if notify and incident.kind != "incident":
+        raise ValidationError("Only incident updates can notify again; maintenance has no such notification.",
+                              field="notify")
+    if body == update.body and not notify:
+        return update  # nothing to correct: not marked edited
+    update.body = body
+    update.edited_at = utcnow()
+    db.session.flush()
+    if notify:
+        record_event("incident.updated", incident_id=incident.id, notify=True,
+                     context=_event_context(incident, update))
+    return update
+
+
+def delete_incident(incident: Incident) -> dict[str, int]:
+    """Delete an incident or maintenance with its updates (components keep their current status).
+    Notifications already sent cannot be recalled: returns how many went out, for the admin's
+    confirmation message."""
+    incident = _lock(incident)
+    sent = notified_count(incident)
+    # Notifications not yet on their way (a component's debounce window) would point at a page
+    # that no longer exists: they are dropped. Those already sending finish.
+    db.session.execute(
+        update(Event).where(Event.incident_id == incident.id,
+                            Event.state.in_((EventState.PENDING, EventState.DISPATCHED)))
+        .values(state=EventState.SKIPPED, state_reason="the incident was deleted", finished_at=utcnow())
+        .execution_options(synchronize_session=False))
+    db.session.delete(incident)
+    db.session.flush()
+    return sent
+
+
+def notified_count(incident: Incident) -> dict[str, int]:
+    """How many notifications about this incident were recorded and sent (for confirmations)."""
+    events, sent = db.session.execute(
+        select(func.count(Event.id), func.coalesce(func.sum(Event.sent_count), 0))
+        .where(Event.incident_id == incident.id, Event.notify.is_(True))
+    ).one()
+    return {"events": int(events), "sent": int(sent)}
 
 
 # --- postmortems --------------------------------------------------------------------------

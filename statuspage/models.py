@@ -325,6 +325,8 @@ class IncidentUpdate(db.Model):
     affected_components: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     # The update's `notify` (Statuspage's deliver_notifications).
     deliver_notifications: Mapped[bool] = mapped_column(Boolean, default=True)
+    # When an admin last corrected the text after posting (shown as "edited"); null if never.
+    edited_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     incident: Mapped[Incident] = relationship(back_populates="updates")
 

@@ -79,19 +79,22 @@ def update_dict(u: IncidentUpdate, native: bool = False) -> dict[str, Any]:
         {**a, "code": _id(a["code"], native) if isinstance(a.get("code"), int) else a.get("code")}
         for a in (u.affected_components or [])
     ]
-    return {
+    data = {
         "id": _id(u.id, native),
         "status": u.status,
         "body": u.body,
         "incident_id": _id(u.incident_id, native),
         "created_at": iso(u.created_at),
-        "updated_at": iso(u.created_at),
+        "updated_at": iso(u.edited_at or u.created_at),
         "display_at": iso(u.created_at),
         "affected_components": affected or None,
         "deliver_notifications": u.deliver_notifications,
         "custom_tweet": None,
         "tweet_id": None,
     }
+    if native:
+        data["edited_at"] = iso(u.edited_at)
+    return data
 
 
 def incident_dict(i: Incident, native: bool = False) -> dict[str, Any]:

@@ -77,11 +77,12 @@ def test_form_errors_are_messages_not_500(ui_app):
     r = client.post("/admin/incidents/new", data={"csrf_token": token, "name": "", "status": "bogus"},
                     follow_redirects=True)
     assert r.status_code == 200
-    assert "name must not be empty" in r.get_data(as_text=True)
+    # In plain words, next to the field (issue 12), not the API's "name must not be empty".
+    assert 'id="error-name">Enter the title.</p>' in r.get_data(as_text=True)
     token = _csrf(client, "/admin/maintenances/new")
     r = client.post("/admin/maintenances/new", data={
         "csrf_token": token, "name": "m", "scheduled_for": "2099-01-02T10:00", "scheduled_until": "2099-01-01T10:00",
     }, follow_redirects=True)
-    assert "must be after" in r.get_data(as_text=True)
+    assert 'id="error-scheduled_until">The end must be after the start.</p>' in r.get_data(as_text=True)
     with ui_app.app_context():
         assert db.session.execute(select(Incident)).first() is None

@@ -679,10 +679,14 @@ def test_the_admin_integrations_pages_show_the_token_once_and_each_integrations_
     assert config["mappings"] == [{"label": "job", "value": "checkout", "component_id": components["Checkout"]}]
     assert config["status_map"]["page"] == "partial_outage"
 
-    rotated = browser.post("/admin/integrations/1/rotate").get_data(as_text=True)
+    # Both ask first (issue 12): the first post answers with a confirmation page and changes nothing.
+    assert "stops working at once" in browser.post("/admin/integrations/1/rotate").get_data(as_text=True)
+    rotated = browser.post("/admin/integrations/1/rotate", data={"confirm": "yes"}).get_data(as_text=True)
     [new_token] = re.findall(r'id="integration-token">([^<]+)<', rotated)
     assert new_token != token
-    assert browser.post("/admin/integrations/1/delete").status_code == 302
+    assert "Delete the integration" in browser.post("/admin/integrations/1/delete").get_data(as_text=True)
+    assert len(api.get("/api/v1/integrations").json) == 1
+    assert browser.post("/admin/integrations/1/delete", data={"confirm": "yes"}).status_code == 302
     assert api.get("/api/v1/integrations").json == []
     assert status_of(app, "API") == "operational"
 

@@ -361,7 +361,9 @@ def test_admin_publishes_a_postmortem_and_schedules_an_opted_out_maintenance(ui)
     page = r.get_data(as_text=True)
     assert "Postmortem published." in page and "Update postmortem" in page
     assert "<strong>Root cause</strong>" in client.get(f"/incidents/{incident_id}").get_data(as_text=True)
-    r = client.post(f"/admin/incidents/{incident_id}/postmortem/delete", data={"csrf_token": token},
+    r = client.post(f"/admin/incidents/{incident_id}/postmortem/delete", data={"csrf_token": token})
+    assert "Remove the postmortem" in r.get_data(as_text=True)  # asks first (issue 12)
+    r = client.post(f"/admin/incidents/{incident_id}/postmortem/delete", data={"csrf_token": token, "confirm": "yes"},
                     follow_redirects=True)
     assert "Postmortem removed." in r.get_data(as_text=True)
 

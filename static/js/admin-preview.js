@@ -59,6 +59,7 @@
     if (triggerRowEvent) return triggerRowEvent;
     const status = form && form.querySelector('[name=status]') ? form.querySelector('[name=status]').value : '';
     if (baseEvent.startsWith('incident.') && (status === 'resolved' || status === 'postmortem') && baseEvent !== 'incident.created') return 'incident.resolved';
+    if (baseEvent === 'maintenance.scheduled') return baseEvent;
     if (baseEvent.startsWith('maintenance.')) return status === 'completed' ? 'maintenance.completed' : 'maintenance.started';
     return baseEvent;
   }
@@ -75,7 +76,10 @@
       if (name === 'update_body') value = plain(value);
       v[name] = value;
     });
-    const checked = [...form.querySelectorAll('input[name=affected]:checked')].map((el) => el.parentElement.textContent.replace(/\(.*\)/, '').trim());
+    const checked = [...form.querySelectorAll('input[name=affected]:checked')].map((el) => {
+      const name = el.parentElement.querySelector('.picker-label');
+      return (name ? name.textContent : el.parentElement.textContent.replace(/\(.*\)/, '')).trim();
+    });
     if (checked.length) v.component_name = checked.join(', ');
     return v;
   }

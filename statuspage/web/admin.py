@@ -25,6 +25,7 @@ from ..models import (
     INCIDENT_STATUSES,
     MAINTENANCE_STATUSES,
     SUBSCRIPTION_STATUSES,
+    ComponentGroup,
 )
 from ..publish import publish_state
 from ..push.audience import audience_from_query
@@ -45,6 +46,7 @@ from ..push.triggers import (
 from ..summary import build_summary
 from ..timeutil import site_tz, utcnow
 from ..validation import ascii_int, parse_id, parse_int
+from .formerrors import plain_message
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -102,18 +104,39 @@ def logout():
     return redirect(url_for("admin.login"))
 
 
-def run_service(fn, *args, success: str | None = None, **kwargs: Any) -> Any:
-    """Call a service function, commit, flash; on a service error flash it and return None."""
+@bp.context_processor
+def form_error_context() -> dict[str, Any]:
+    return {"form_errors": g.get("form_errors", {})}
+
+
+def run_service(fn, *args, success: str | None = None, scope: str = "", labels: dict[str, str] | None = None,
+                **kwargs: Any) -> Any:
+    """Call a service function, commit, flash; on a service error flash it in plain words, keep it
+    for the field it is about (`form_errors[scope + field]`, shown next to that field when the view
+    renders the form again) and return None."""
     try:
         result = fn(*args, **kwargs)
         commit()
     except ServiceError as exc:
         rollback()
-        flash(exc.message, "error")
+        message = plain_message(exc.message, exc.field, labels)
+        g.setdefault("form_errors", {})[scope + (exc.field or "")] = message
+        flash(message, "error")
         return None
     if success:
         flash(success, "success")
     return result if result is not None else True
+
+
+def confirmed() -> bool:
+    """Destructive forms post twice: first without `confirm` (the answer is a page that says what
+    will be lost), then from that page with confirm=yes. Works without JavaScript."""
+    return request.form.get("confirm") == "yes"
+
+
+def confirm_page(*, title: str, lines: list[str], action: str, button: str, back: str):
+    return render_template("admin/confirm.html", title=title, lines=lines, action=action, button=button,
+                           back=back)
 
 
 def _local_to_utc(value: str) -> str | None:
@@ -128,15 +151,13 @@ def _local_to_utc(value: str) -> str | None:
 
 
 def _component_form(form) -> dict[str, Any]:
-    """Form fields `affected` (ids) and `status-<id>` into the API's `components` mapping."""
+    """Form fields `affected` (ids) and `status-<id>` into the API's `components` mapping. Picking
+    a status selects its component, ticked or not: a chosen status is never silently dropped."""
     changes: dict[str, str] = {}
-    ids = []
-    for cid in form.getlist("affected"):
-        status = form.get(f"status-{cid}", "")
-        if status:
-            changes[cid] = status
-        else:
-            ids.append(cid)
+    for key, status in form.items(multi=True):
+        if key.startswith("status-") and status:
+            changes[key.removeprefix("status-")] = status
+    ids = [cid for cid in form.getlist("affected") if cid not in changes]
     data: dict[str, Any] = {}
     if changes:
         data["components"] = changes
@@ -154,9 +175,27 @@ def dashboard():
 
 @bp.get("/components")
 def components():
+    return _components_page()
+
+
+def _components_page(form: Any = None):
+    """The components page; after a refused form, with that form's values and its field messages."""
+    order = [(item, components_svc.group_members(item.id) if isinstance(item, ComponentGroup) else None)
+             for item in components_svc.top_level()]
     return render_template("admin/components.html", components=components_svc.list_components(),
                            groups=components_svc.list_groups(), statuses=COMPONENT_STATUSES,
-                           monitoring=integrations_svc.monitoring_overview())
+                           monitoring=integrations_svc.monitoring_overview(), form=form or {}, order=order)
+
+
+def _form_data(build, form, scope: str) -> dict[str, Any] | None:
+    """`build(form)` (the form as the service's dict); a field it refuses is kept like a service error."""
+    try:
+        return build(form)
+    except ServiceError as exc:
+        message = plain_message(exc.message, exc.field)
+        g.setdefault("form_errors", {})[scope + (exc.field or "")] = message
+        flash(message, "error")
+        return None
 
 
 def _component_data(form) -> dict[str, Any]:
@@ -176,22 +215,70 @@ def _component_data(form) -> dict[str, Any]:
 
 @bp.post("/components")
 def create_component():
-    run_service(components_svc.create_component, _component_data(request.form), success="Component created.")
-    return redirect(url_for("admin.components"))
+    data = _form_data(_component_data, request.form, "new-")
+    if data is not None and run_service(components_svc.create_component, data, success="Component created.",
+                                        scope="new-"):
+        return redirect(url_for("admin.components"))
+    return _components_page(request.form)
 
 
 @bp.post("/components/<int:component_id>")
 def update_component(component_id: int):
     component = components_svc.get_component(component_id)
-    run_service(components_svc.update_component, component, _component_data(request.form), success="Component saved.")
-    return redirect(url_for("admin.components"))
+    scope = f"c{component_id}-"
+    data = _form_data(_component_data, request.form, scope)
+    if data is not None and run_service(components_svc.update_component, component, data,
+                                        success="Component saved.", scope=scope):
+        return redirect(url_for("admin.components") + f"#component-{component_id}")
+    return _components_page(request.form)
 
 
 @bp.post("/components/<int:component_id>/delete")
 def delete_component(component_id: int):
     component = components_svc.get_component(component_id)
+    if not confirmed():
+        return confirm_page(
+            title=f"Delete the component “{component.name}”?",
+            lines=["It disappears from the status page, its 90-day uptime history is deleted, and subscribers "
+                   "who chose only this component stop getting its notifications.",
+                   "This cannot be undone."],
+            action=url_for("admin.delete_component", component_id=component.id),
+            button="Delete component", back=url_for("admin.components"))
     run_service(components_svc.delete_component, component, success="Component deleted.")
     return redirect(url_for("admin.components"))
+
+
+def _order_item(kind: str, raw_id: str):
+    item_id = parse_id(raw_id, "id")
+    if kind == "group":
+        return components_svc.get_group(item_id)
+    if kind == "component":
+        return components_svc.get_component(item_id)
+    abort(400)
+
+
+@bp.post("/order/move")
+def move_order_item():
+    """Move up / Move down (keyboard and no-JS ordering; admin.js posts the same form in the background)."""
+    form = request.form
+    item = _order_item(form.get("kind", ""), form.get("id", ""))
+    place = run_service(components_svc.move_item, item, form.get("direction", ""))
+    token = components_svc.order_token(item)
+    if request.headers.get("X-Requested-With") == "fetch":
+        return ({"place": place}, 200) if place else ({"error": "not moved"}, 400)
+    return redirect(url_for("admin.components") + f"#order-{token}")
+
+
+@bp.post("/order")
+def save_order():
+    """A list's new order after a drag and drop (admin.js)."""
+    form = request.form
+    scope = form.get("scope", "")
+    group_id = None if scope == "top" else parse_id(scope, "scope")
+    tokens = [t for t in form.get("order", "").split(",") if t]
+    if run_service(components_svc.reorder, group_id, tokens):
+        return {"saved": True}, 200
+    return {"error": "The list changed since the page was loaded: reload it and try again."}, 409
 
 
 @bp.post("/components/<int:component_id>/hand-back")
@@ -205,17 +292,28 @@ def hand_back_component(component_id: int):
 @bp.post("/groups")
 def create_group():
     data = {"name": request.form.get("name", ""), "description": request.form.get("description", "")}
-    run_service(components_svc.create_group, data, success="Group created.")
-    return redirect(url_for("admin.components"))
+    if run_service(components_svc.create_group, data, success="Group created.", scope="group-"):
+        return redirect(url_for("admin.components"))
+    return _components_page(request.form)
 
 
 @bp.post("/groups/<int:group_id>/delete")
 def delete_group(group_id: int):
-    run_service(components_svc.delete_group, components_svc.get_group(group_id), success="Group deleted.")
+    group = components_svc.get_group(group_id)
+    if not confirmed():
+        return confirm_page(
+            title=f"Delete the group “{group.name}”?",
+            lines=[f"Its {len(group.components)} component(s) are kept and shown without a group.",
+                   "This cannot be undone."],
+            action=url_for("admin.delete_group", group_id=group.id),
+            button="Delete group", back=url_for("admin.components"))
+    run_service(components_svc.delete_group, group, success="Group deleted.")
     return redirect(url_for("admin.components"))
 
 
 # --- incidents ----------------------------------------------------------------------------
+
+INCIDENT_LABELS = {"name": "the title"}
 
 @bp.get("/incidents")
 def incidents():
@@ -234,12 +332,13 @@ def new_incident():
             "notify": bool(form.get("notify")),
             **_component_form(form),
         }
-        incident = run_service(incidents_svc.create_incident, data, success="Incident created.")
+        incident = run_service(incidents_svc.create_incident, data, success="Incident created.",
+                               labels=INCIDENT_LABELS)
         if incident:
             return redirect(url_for("admin.incident", incident_id=incident.id))
     return render_template("admin/incident_new.html", form=form, components=components_svc.list_components(),
                            statuses=INCIDENT_STATUSES, impacts=INCIDENT_IMPACTS, component_statuses=COMPONENT_STATUSES,
-                           **_preview_context())
+                           notify_events=["incident.created"], picker=_picker_layout(), **_preview_context())
 
 
 @bp.route("/incidents/<int:incident_id>", methods=["GET", "POST"])
@@ -251,14 +350,18 @@ def incident(incident_id: int):
                 "notify": bool(form.get("notify")), **_component_form(form)}
         if item.kind == "incident" and form.get("impact"):
             data["impact"] = form["impact"]
-        if run_service(incidents_svc.post_update, item, data, success="Update posted."):
+        if item.kind == "incident" and form.get("restore_components_field"):
+            data["restore_components"] = bool(form.get("restore_components"))
+        if run_service(incidents_svc.post_update, item, data, success="Update posted.", labels=INCIDENT_LABELS):
             return redirect(url_for("admin.incident", incident_id=item.id))
     statuses = MAINTENANCE_STATUSES if item.kind == "maintenance" else INCIDENT_STATUSES
     # "postmortem" comes with publishing one (the Postmortem form), not with an update.
     statuses = [st for st in statuses if st != "postmortem" or item.status == "postmortem"]
+    events = ["incident.updated", "incident.resolved"] if item.kind == "incident" \
+        else ["maintenance.started", "maintenance.completed"]
     return render_template("admin/incident.html", incident=item, statuses=statuses, impacts=INCIDENT_IMPACTS,
                            components=components_svc.list_components(), component_statuses=COMPONENT_STATUSES,
-                           form=request.form, **_preview_context())
+                           form=request.form, notify_events=events, picker=_picker_layout(), **_preview_context())
 
 
 @bp.post("/incidents/<int:incident_id>/postmortem")
@@ -272,8 +375,62 @@ def postmortem(incident_id: int):
 @bp.post("/incidents/<int:incident_id>/postmortem/delete")
 def delete_postmortem(incident_id: int):
     item = incidents_svc.get_incident(incident_id)
+    if not confirmed():
+        return confirm_page(
+            title=f"Remove the postmortem of “{item.name}”?",
+            lines=["Its text is deleted and the incident is shown as resolved again. This cannot be undone."],
+            action=url_for("admin.delete_postmortem", incident_id=item.id), button="Remove postmortem",
+            back=url_for("admin.incident", incident_id=item.id) + "#postmortem")
     run_service(incidents_svc.remove_postmortem, item, success="Postmortem removed.")
     return redirect(url_for("admin.incident", incident_id=item.id) + "#postmortem")
+
+
+@bp.post("/incidents/<int:incident_id>/updates/<int:update_id>/edit")
+def edit_update(incident_id: int, update_id: int):
+    item = incidents_svc.get_incident(incident_id, kind=None)
+    data = {"body": request.form.get("body", ""), "notify": bool(request.form.get("notify"))}
+    run_service(incidents_svc.edit_update, item, update_id, data, success="Update edited.")
+    return redirect(url_for("admin.incident", incident_id=item.id) + f"#update-{update_id}")
+
+
+@bp.post("/incidents/<int:incident_id>/delete")
+def delete_incident(incident_id: int):
+    item = incidents_svc.get_incident(incident_id, kind=None)
+    what = "incident" if item.kind == "incident" else "maintenance"
+    listing = url_for("admin.incidents" if item.kind == "incident" else "admin.maintenances")
+    if not confirmed():
+        counts = incidents_svc.notified_count(item)
+        if counts["sent"]:
+            notified = (f"Subscribers were already notified: {counts['sent']} notification(s) went out about "
+                        "it. Deleting cannot recall them; they will lead to a page that no longer exists.")
+        elif counts["events"]:
+            notified = ("Notifications about it were already sent or are on their way to subscribers; deleting "
+                        "cannot recall them.")
+        else:
+            notified = "No notification about it was sent."
+        return confirm_page(
+            title=f"Delete the {what} “{item.name}”?",
+            lines=[f"Its {len(item.updates)} update(s) and its public page are deleted. Components keep their "
+                   "current status.", notified,
+                   "To correct a mistake, edit the update's text instead. This cannot be undone."],
+            action=url_for("admin.delete_incident", incident_id=item.id),
+            button=f"Delete {what}", back=url_for("admin.incident", incident_id=item.id))
+    if run_service(incidents_svc.delete_incident, item, success=f"{what.capitalize()} deleted."):
+        return redirect(listing)
+    return redirect(url_for("admin.incident", incident_id=item.id))
+
+
+def _picker_layout() -> list[tuple[Any, list[Any]]]:
+    """Components grouped for the composer's picker: each group (in page order) with its members,
+    then the components without a group."""
+    by_group: dict[int | None, list[Any]] = {}
+    for component in components_svc.list_components():
+        by_group.setdefault(component.group_id, []).append(component)
+    layout: list[tuple[Any, list[Any]]] = [(group, by_group[group.id]) for group in components_svc.list_groups()
+                                           if group.id in by_group]
+    if None in by_group:
+        layout.append((None, by_group[None]))
+    return layout
 
 
 def _preview_context() -> dict[str, Any]:
@@ -281,6 +438,9 @@ def _preview_context() -> dict[str, Any]:
 
 
 # --- maintenances -------------------------------------------------------------------------
+
+MAINTENANCE_LABELS = {"name": "the title", "body": "the details"}
+MAINTENANCE_EVENTS = ["maintenance.scheduled", "maintenance.started", "maintenance.completed"]
 
 @bp.get("/maintenances")
 def maintenances():
@@ -301,13 +461,17 @@ def new_maintenance():
             "auto_transition_to_maintenance_state": bool(form.get("auto_transition_to_maintenance_state")),
             "notify": bool(form.get("notify")),
             "component_ids": form.getlist("affected"),
+            "allow_past": bool(form.get("allow_past")),
         }
-        maintenance = run_service(incidents_svc.create_maintenance, data, success="Maintenance scheduled.")
+        maintenance = run_service(incidents_svc.create_maintenance, data, success="Maintenance scheduled.",
+                                  labels=MAINTENANCE_LABELS)
         if maintenance:
             return redirect(url_for("admin.incident", incident_id=maintenance.id))
-    now = utcnow()
+    errors = g.get("form_errors", {})
+    ask_past = any("in the past" in errors.get(f, "") for f in ("scheduled_for", "scheduled_until"))
     return render_template("admin/maintenance_new.html", form=form, components=components_svc.list_components(),
-                           now=now)
+                           now=utcnow(), ask_past=ask_past, notify_events=MAINTENANCE_EVENTS,
+                           picker=_picker_layout(), **_preview_context())
 
 
 # --- push: settings, triggers, subscriptions, deliveries ------------------------------------
@@ -560,6 +724,13 @@ def integration(integration_id: int):
 @admin_only
 def rotate_integration(integration_id: int):
     item = integrations_svc.get_integration(integration_id)
+    if not confirmed():
+        return confirm_page(
+            title=f"Make a new token for “{item.name}”?",
+            lines=["The current token stops working at once: the monitoring tool's webhook fails until you "
+                   "give it the new one."],
+            action=url_for("admin.rotate_integration", integration_id=item.id), button="Make a new token",
+            back=url_for("admin.integration", integration_id=item.id))
     token = run_service(integrations_svc.rotate_token, item)
     if not isinstance(token, str):
         return redirect(url_for("admin.integration", integration_id=integration_id))
@@ -571,5 +742,11 @@ def rotate_integration(integration_id: int):
 @admin_only
 def delete_integration(integration_id: int):
     item = integrations_svc.get_integration(integration_id)
+    if not confirmed():
+        return confirm_page(
+            title=f"Delete the integration “{item.name}”?",
+            lines=["Its webhook stops working; components its alerts hold down recover. This cannot be undone."],
+            action=url_for("admin.delete_integration", integration_id=item.id), button="Delete integration",
+            back=url_for("admin.integration", integration_id=item.id))
     run_service(integrations_svc.delete_integration, item, success=f"Integration {item.name} deleted.")
     return redirect(url_for("admin.integrations"))

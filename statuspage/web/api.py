@@ -147,6 +147,23 @@ def delete_group(group_id: int):
     return "", 204
 
 
+@bp.put("/component-order")
+@token_required
+def put_component_order():
+    """One list's order, as the admin's drag and drop saves it: {"group_id": null | id, "order": ["g1", "c4"]}."""
+    data = v.require_object(json_body(), ("group_id", "order"), what="order")
+    group_id = v.integer(data, "group_id", minimum=1, maximum=v.MAX_ID)
+    if group_id is not None:
+        components_svc.get_group(group_id)
+    order = data.get("order")
+    if not isinstance(order, list) or not all(isinstance(t, str) for t in order) or len(order) > 1000:
+        raise ValidationError('order must be a list of "g<group id>" / "c<component id>" strings', field="order")
+    components_svc.reorder(group_id, order)
+    commit()
+    items = components_svc.top_level() if group_id is None else components_svc.group_members(group_id)
+    return jsonify({"group_id": group_id, "order": [components_svc.order_token(i) for i in items]})
+
+
 # --- incidents ----------------------------------------------------------------------------
 
 def _paging() -> tuple[int, int]:
@@ -185,6 +202,23 @@ def post_incident_update(incident_id: int):
     incidents_svc.post_update(incident, json_body())
     commit()
     return created(incident_dict(incident, native=True))
+
+
+@bp.patch("/incidents/<int:incident_id>/updates/<int:update_id>")
+@token_required
+def patch_incident_update(incident_id: int, update_id: int):
+    incident = incidents_svc.get_incident(incident_id)
+    incidents_svc.edit_update(incident, update_id, json_body())
+    commit()
+    return jsonify(incident_dict(incident, native=True))
+
+
+@bp.delete("/incidents/<int:incident_id>")
+@token_required
+def delete_incident(incident_id: int):
+    incidents_svc.delete_incident(incidents_svc.get_incident(incident_id))
+    commit()
+    return "", 204
 
 
 @bp.put("/incidents/<int:incident_id>/postmortem")
@@ -245,6 +279,23 @@ def post_maintenance_update(maintenance_id: int):
     incidents_svc.post_update(maintenance, json_body())
     commit()
     return created(incident_dict(maintenance, native=True))
+
+
+@bp.patch("/maintenances/<int:maintenance_id>/updates/<int:update_id>")
+@token_required
+def patch_maintenance_update(maintenance_id: int, update_id: int):
+    maintenance = incidents_svc.get_incident(maintenance_id, kind="maintenance")
+    incidents_svc.edit_update(maintenance, update_id, json_body())
+    commit()
+    return jsonify(incident_dict(maintenance, native=True))
+
+
+@bp.delete("/maintenances/<int:maintenance_id>")
+@token_required
+def delete_maintenance(maintenance_id: int):
+    incidents_svc.delete_incident(incidents_svc.get_incident(maintenance_id, kind="maintenance"))
+    commit()
+    return "", 204
 
 
 @bp.get("/openapi.json")

@@ -76,8 +76,16 @@ def build_openapi() -> dict[str, Any]:
             "components": COMPONENTS_MAP, "component_ids": IDS, "notify": {"type": "boolean"}}},
         "UpdateInput": {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
             "status": {"type": "string", "enum": list(INCIDENT_STATUSES) + list(MAINTENANCE_STATUSES)},
-            "body": {"type": "string"}, "impact": {"enum": list(INCIDENT_IMPACTS)},
-            "components": COMPONENTS_MAP, "component_ids": IDS, "notify": {"type": "boolean"}}},
+            "body": {"type": "string", "description": "an update without a body must change the status, the "
+                                                      "impact or a component (else 400)"},
+            "impact": {"enum": list(INCIDENT_IMPACTS)},
+            "components": COMPONENTS_MAP, "component_ids": IDS, "notify": {"type": "boolean"},
+            "restore_components": {
+                "type": "boolean", "default": True,
+                "description": "incidents: an update that resolves the incident puts its components back to "
+                               "operational, except those named in `components` with a status, those under "
+                               "maintenance and those in another unresolved incident; false leaves them as "
+                               "they are"}}},
         "MaintenanceInput": {"type": "object", "additionalProperties": False, "properties": {
             "name": {"type": "string", "minLength": 1, "maxLength": 300},
             "status": {"enum": list(MAINTENANCE_STATUSES)}, "body": {"type": "string"},
@@ -90,7 +98,18 @@ def build_openapi() -> dict[str, Any]:
                 "description": "while in progress its operational components show under_maintenance, and return "
                                "to operational when it completes (default true)"},
             "notify": {"type": "boolean", "description": "notify subscribers; also decides whether the automatic "
-                                                         "start and completion notify"}}},
+                                                         "start and completion notify"},
+            "allow_past": {"type": "boolean", "default": False,
+                           "description": "a scheduled maintenance whose start is more than 5 minutes ago, or whose "
+                                          "end has passed, is refused (400) unless this is true; it then starts "
+                                          "at once"}}},
+        "UpdateEdit": {
+            "type": "object", "additionalProperties": False, "required": ["body"],
+            "description": "Correct an update's text; it is marked edited (edited_at). Status and component "
+                           "changes stay as posted.",
+            "properties": {"body": {"type": "string", "minLength": 1, "maxLength": 20000},
+                           "notify": {"type": "boolean", "description": "incidents: send incident.updated with the "
+                                                                        "corrected text (default false)"}}},
         "PostmortemInput": {
             "type": "object", "additionalProperties": False, "required": ["body"],
             "description": "A resolved incident's postmortem (Markdown); its status becomes postmortem.",
@@ -141,30 +160,50 @@ def build_openapi() -> dict[str, Any]:
     paths = {
         "/api/v1/components": {
             "get": _op("List components", resp={"type": "array", "items": _ref("Component")}),
-            "post": _op("Create a component", body=_ref("ComponentCreate"), ok=201, resp=_ref("Component")),
+            "post": _op("Create a component (names are unique within their group, ignoring case: else 409)",
+                        body=_ref("ComponentCreate"), ok=201, resp=_ref("Component"), errors=(400, 401, 404, 409)),
         },
         "/api/v1/components/{component_id}": {
             "parameters": [_id_param("component_id")],
             "get": _op("Get a component", resp=_ref("Component")),
             "patch": _op("Update a component (status changes record events)", body=_ref("ComponentInput"),
-                         resp=_ref("Component")),
+                         resp=_ref("Component"), errors=(400, 401, 404, 409)),
             "delete": _op("Delete a component", ok=204),
         },
         "/api/v1/component-groups": {
             "get": _op("List component groups", resp={"type": "array"}),
-            "post": _op("Create a component group", body=_ref("GroupCreate"), ok=201, resp={"type": "object"}),
+            "post": _op("Create a component group (names are unique, ignoring case: else 409)",
+                        body=_ref("GroupCreate"), ok=201, resp={"type": "object"}, errors=(400, 401, 409)),
         },
         "/api/v1/component-groups/{group_id}": {
             "parameters": [_id_param("group_id")],
-            "patch": _op("Update a group", body=_ref("GroupInput"), resp={"type": "object"}),
+            "patch": _op("Update a group", body=_ref("GroupInput"), resp={"type": "object"},
+                         errors=(400, 401, 404, 409)),
             "delete": _op("Delete a group", ok=204),
+        },
+        "/api/v1/component-order": {
+            "put": _op("Set one list's order on the page: the top level (groups and ungrouped components, "
+                       "group_id null) or one group's components; `order` must name exactly that list's items",
+                       body={"type": "object", "additionalProperties": False, "required": ["order"], "properties": {
+                           "group_id": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_ID},
+                           "order": {"type": "array", "maxItems": 1000,
+                                     "items": {"type": "string", "pattern": "^[gc][0-9]+$"},
+                                     "description": "\"g<id>\" a group, \"c<id>\" a component"}}},
+                       resp={"type": "object"}, errors=(400, 401, 404, 409)),
         },
         "/api/v1/incidents": {
             "get": _op("List incidents", params=list_params, resp={"type": "array", "items": _ref("Incident")}),
             "post": _op("Create an incident", body=_ref("IncidentInput"), ok=201, resp=_ref("Incident")),
         },
         "/api/v1/incidents/{incident_id}": {
-            "parameters": [_id_param("incident_id")], "get": _op("Get an incident", resp=_ref("Incident"))},
+            "parameters": [_id_param("incident_id")], "get": _op("Get an incident", resp=_ref("Incident")),
+            "delete": _op("Delete an incident and its updates (notifications already sent stay sent; components "
+                          "keep their status)", ok=204)},
+        "/api/v1/incidents/{incident_id}/updates/{update_id}": {
+            "parameters": [_id_param("incident_id"), _id_param("update_id")],
+            "patch": _op("Edit an update's text (marked edited; no notification unless notify)",
+                         body=_ref("UpdateEdit"), resp=_ref("Incident")),
+        },
         "/api/v1/incidents/{incident_id}/updates": {
             "parameters": [_id_param("incident_id")],
             "post": _op("Post an incident update", body=_ref("UpdateInput"), ok=201, resp=_ref("Incident")),
@@ -183,6 +222,12 @@ def build_openapi() -> dict[str, Any]:
             "parameters": [_id_param("maintenance_id")],
             "get": _op("Get a maintenance", resp=_ref("Incident")),
             "patch": _op("Reschedule or move a maintenance", body=_ref("MaintenanceInput"), resp=_ref("Incident")),
+            "delete": _op("Delete a maintenance and its updates", ok=204),
+        },
+        "/api/v1/maintenances/{maintenance_id}/updates/{update_id}": {
+            "parameters": [_id_param("maintenance_id"), _id_param("update_id")],
+            "patch": _op("Edit a maintenance update's text (marked edited)", body=_ref("UpdateEdit"),
+                         resp=_ref("Incident")),
         },
         "/api/v1/maintenances/{maintenance_id}/updates": {
             "parameters": [_id_param("maintenance_id")],
