@@ -27,6 +27,9 @@ LABELS = {
     "icon_url": "the icon URL",
     "badge_url": "the badge URL",
     "debounce_seconds": "the debounce time",
+    "maintenance_reminder_minutes": "the reminder lead times",
+    "payload_format": "the message format",
+    "subject": "the contact subject",
 }
 
 _RULES: list[tuple[re.Pattern[str], str]] = [

@@ -258,7 +258,7 @@ def test_admin_page_sets_the_lead_times_and_previews_the_reminder_row(eager_app,
     assert eager_api.get("/api/v1/push/settings").json["maintenance_reminder_minutes"] == [1440, 60]
     browser.post("/admin/push", data={**form, "maintenance_reminder_minutes": "an hour"})
     page = browser.get("/admin/push").get_data(as_text=True)
-    assert "maintenance_reminder_minutes must be a whole number" in page
+    assert "Enter the reminder lead times as a whole number" in page
     assert eager_api.get("/api/v1/push/settings").json["maintenance_reminder_minutes"] == [1440, 60]
     browser.post("/admin/push", data={**form, "maintenance_reminder_minutes": ""})
     assert eager_api.get("/api/v1/push/settings").json["maintenance_reminder_minutes"] == []
