@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import open_subscribe, shot
+from .conftest import api_call, open_subscribe, shot, wait_until_published
 
 pytestmark = pytest.mark.browser
 
@@ -83,3 +83,50 @@ def test_private_window_failure_is_explained_and_offers_the_feed(live, browser):
     finally:
         context.close()
 
+
+
+@pytest.fixture(scope="module")
+def groups(live):
+    """Two groups: one all operational, one with a partial outage inside."""
+    made, group_ids = {}, []
+    for group_name, members in (("Calm group", ("Calm A", "Calm B")), ("Troubled group", ("Fine C", "Broken D"))):
+        code, group = api_call(live, "POST", "/api/v1/component-groups", {"name": group_name})
+        assert code == 201, group
+        group_ids.append(group["id"])
+        for name in members:
+            code, comp = api_call(live, "POST", "/api/v1/components", {"name": name, "group_id": group["id"]})
+            assert code == 201, comp
+            made[name] = comp["id"]
+    code, _ = api_call(live, "PATCH", f"/api/v1/components/{made['Broken D']}", {"status": "partial_outage"})
+    assert code == 200
+    wait_until_published(live, "/", "Troubled group")
+    yield made
+    for comp_id in made.values():
+        api_call(live, "DELETE", f"/api/v1/components/{comp_id}")
+    for group_id in group_ids:
+        api_call(live, "DELETE", f"/api/v1/component-groups/{group_id}")
+
+
+def test_groups_show_their_worst_status_and_open_when_something_is_wrong(live, visitor, groups):
+    page = visitor
+    page.goto(live.url + "/")
+    calm = page.locator(".component-group").filter(has_text="Calm group")
+    troubled = page.locator(".component-group").filter(has_text="Troubled group")
+    expect(calm.locator(".group-head .badge")).to_have_text("Operational")
+    expect(troubled.locator(".group-head .badge")).to_have_text("Partial outage")
+    # Closed when all is well, open when something inside is not operational.
+    expect(calm.get_by_text("Calm A", exact=True)).to_be_hidden()
+    expect(troubled.locator(".component").filter(has_text="Broken D")).to_be_visible()
+    expect(troubled.locator(".component").filter(has_text="Broken D").locator(".badge")).to_have_text("Partial outage")
+
+    # A visible toggle, operable from the keyboard.
+    toggle = calm.locator("summary")
+    expect(toggle).to_be_visible()
+    expect(toggle).to_have_text("2 components in Calm group")
+    toggle.focus()
+    page.keyboard.press("Enter")
+    expect(calm.get_by_text("Calm A", exact=True)).to_be_visible()
+    page.keyboard.press("Space")
+    expect(calm.get_by_text("Calm A", exact=True)).to_be_hidden()
+    troubled.scroll_into_view_if_needed()
+    shot(page, f"groups-{page.width_name}-{page.scheme}", selector="section.components")
