@@ -2,6 +2,8 @@
 desktop, in light and dark: status first, subscribe in the header, readable groups and times."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -85,6 +87,22 @@ def test_private_window_failure_is_explained_and_offers_the_feed(live, browser):
 
 
 
+def _wait_for_article(live, path: str, name: str, text: str, timeout: float = 15.0) -> None:
+    """Wait until the published `path` shows `text` in the article about `name`."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(live.url + path, timeout=10) as response:
+            html = response.read().decode()
+        at = html.find(name)
+        if at >= 0 and text in html[at:html.find("</article>", at)]:
+            return
+        assert time.monotonic() < deadline, f"{path} did not show {text!r} for {name!r}"
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def groups(live):
     """Two groups: one all operational, one with a partial outage inside."""
@@ -99,7 +117,7 @@ def groups(live):
             made[name] = comp["id"]
     code, _ = api_call(live, "PATCH", f"/api/v1/components/{made['Broken D']}", {"status": "partial_outage"})
     assert code == 200
-    wait_until_published(live, "/", "Troubled group")
+    wait_until_published(live, "/", f'data-group="{group_ids[1]}" data-default-open="true"')
     yield made
     for comp_id in made.values():
         api_call(live, "DELETE", f"/api/v1/components/{comp_id}")
@@ -130,3 +148,105 @@ def test_groups_show_their_worst_status_and_open_when_something_is_wrong(live, v
     expect(calm.get_by_text("Calm A", exact=True)).to_be_hidden()
     troubled.scroll_into_view_if_needed()
     shot(page, f"groups-{page.width_name}-{page.scheme}", selector="section.components")
+
+
+def test_times_are_relative_in_the_visitors_zone_with_the_absolute_time_as_tooltip(live, browser):
+    code, incident = api_call(live, "POST", "/api/v1/incidents", {
+        "name": "Times check", "status": "resolved", "impact": "minor", "notify": False, "body": "Fixed."})
+    assert code == 201, incident
+    wait_until_published(live, f"/incidents/{incident['id']}", "lasted")
+    context = browser.new_context(timezone_id="Europe/Paris", locale="en-GB")
+    try:
+        page = context.new_page()
+        page.goto(live.url + f"/incidents/{incident['id']}")
+        when = page.locator(".incident-when")
+        expect(when).to_contain_text("Started just now")
+        expect(when).to_contain_text("lasted under a minute")
+        first = when.locator("time").first
+        # The absolute time, in the visitor's zone (CET/CEST), and the site's zone named.
+        title = first.get_attribute("title")
+        assert "CET" in title or "CEST" in title or "GMT+1" in title or "GMT+2" in title, title
+        assert "the site's time zone" in title and "UTC" in title, title
+        expect(page.locator("#time-zone-note")).to_contain_text("your time zone (Europe/Paris)")
+        expect(page.locator("#time-zone-note")).to_contain_text("the site's time zone is")
+    finally:
+        context.close()
+    # The published HTML itself stays the same for every visitor: absolute, in the site's zone.
+    import urllib.request
+
+    with urllib.request.urlopen(live.url + f"/incidents/{incident['id']}") as response:
+        html = response.read().decode()
+    assert "just now" not in html and "UTC</time>" in html
+
+
+def test_history_is_grouped_by_month_with_impact_duration_and_the_first_real_update(live, visitor):
+    page = visitor
+    name = f"History check {page.width_name} {page.scheme}"
+    code, incident = api_call(live, "POST", "/api/v1/incidents", {
+        "name": name, "status": "investigating", "impact": "major", "notify": False,
+        "body": "Card payments fail for some customers."})
+    assert code == 201, incident
+    api_call(live, "POST", f"/api/v1/incidents/{incident['id']}/updates",
+             {"status": "resolved", "body": "This incident has been resolved.", "notify": False})
+    _wait_for_article(live, "/history", name, "lasted")
+    page.goto(live.url + "/history")
+    month = page.locator(".history-month").first
+    this_month = "new Intl.DateTimeFormat('en', {month: 'long', year: 'numeric', timeZone: 'UTC'}).format(new Date())"
+    expect(month.get_by_role("heading", level=2)).to_have_text(page.evaluate(this_month))
+    item = page.locator(".history-item").filter(has_text=name)
+    expect(item).to_have_class("card history-item impact-border-major")
+    expect(item.locator(".badge.impact-major")).to_have_text("Major impact")  # words, not colour alone
+    expect(item).to_contain_text("lasted under a minute")
+    expect(item.locator(".excerpt")).to_have_text("Card payments fail for some customers.")
+    shot(page, f"history-{page.width_name}-{page.scheme}", selector=".history-month")
+
+
+def test_the_page_follows_changes_live_with_etags_and_announces_them(live, context):
+    seen: list[tuple[int, str | None]] = []
+    page = context.new_page()
+    page.on("response", lambda r: seen.append((r.status, r.request.headers.get("if-none-match")))
+            if r.url.endswith("/api/v2/summary.json") else None)
+    page.clock.install()
+    page.goto(live.url + "/")
+    expect(page.locator("#live-status")).not_to_contain_text("Live check")
+    deadline = 50
+    while not seen and deadline:
+        page.wait_for_timeout(100)
+        deadline -= 1
+    assert seen and seen[0][0] == 200 and seen[0][1] is None  # the first poll, at load
+
+    page.clock.fast_forward(41_000)
+    page.wait_for_timeout(300)
+    assert seen[-1][0] == 304 and seen[-1][1], seen  # unchanged: the ETag, a 304, no body
+
+    code, incident = api_call(live, "POST", "/api/v1/incidents", {
+        "name": "Live check", "status": "investigating", "impact": "major", "notify": False,
+        "body": "Searches time out.", "components": {str(live.components["Website"]): "partial_outage"}})
+    assert code == 201, incident
+    try:
+        wait_until_published(live, "/", "Live check")
+        wait_until_published(live, "/api/v2/summary.json", "Live check")
+        page.clock.fast_forward(41_000)
+        expect(page.locator("#live-status")).to_contain_text("Live check")
+        expect(page.locator(".component").filter(has_text="Website").locator(".badge")).to_have_text("Partial outage")
+        banner = page.locator(".overall h1").inner_text()
+        expect(page.locator("#live-announce")).to_have_text(
+            re.compile(rf"^Status updated: {re.escape(banner)}\. \d+ active incidents?\.$"))
+        assert seen[-1][0] == 200
+
+        # Hidden tab: no poll at 30-40 s, one after 5 minutes.
+        page.evaluate("""() => {
+          Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+          document.dispatchEvent(new Event('visibilitychange'));
+        }""")
+        before = len(seen)
+        page.clock.fast_forward(45_000)
+        page.wait_for_timeout(300)
+        assert len(seen) == before
+        page.clock.fast_forward(5 * 60_000)
+        page.wait_for_timeout(300)
+        assert len(seen) == before + 1
+    finally:
+        api_call(live, "POST", f"/api/v1/incidents/{incident['id']}/updates", {
+            "status": "resolved", "body": "Fixed.", "notify": False,
+            "components": {str(live.components["Website"]): "operational"}})
