@@ -179,7 +179,11 @@ class SubscribeControl {
       el.components.hidden = !(state === 'unsubscribed' || (state === 'subscribed' && this.editing));
       if (state === 'subscribed' && this.editing && 'open' in el.components) el.components.open = true;
     }
-    if (el.toggle) el.toggle.dataset.state = state;
+    if (el.toggle) {
+      el.toggle.dataset.state = state;
+      const label = el.toggle.querySelector('span');
+      if (label) label.textContent = state === 'subscribed' ? 'Subscribed' : 'Subscribe';
+    }
     if (el.primary) {
       el.primary.hidden = !(state === 'unsubscribed' || state === 'error');
       el.primary.textContent = state === 'error' ? 'Try again' : 'Get notified';

@@ -35,6 +35,7 @@ def test_subscribe_posts_the_subscription_with_the_chosen_component(live, page, 
     assert posted["components"] == [live.components["API"]]
 
     expect(root).to_have_attribute("data-state", "subscribed")
+    expect(page.locator("#subscribe-open")).to_have_text("Subscribed")  # the header says so too
     expect(page.locator("#subscribe-status")).to_contain_text("You are subscribed to notifications about API")
     expect(page.get_by_role("button", name="Send me a test")).to_be_visible()
     expect(page.get_by_role("button", name="Unsubscribe")).to_be_visible()
