@@ -3,6 +3,7 @@ desktop, in light and dark: status first, subscribe in the header, readable grou
 from __future__ import annotations
 
 import re
+import urllib.request
 
 import pytest
 from playwright.sync_api import expect
@@ -26,8 +27,10 @@ def readme_shot(page, name: str, **kwargs) -> None:
 def visitor(request, browser, live):
     width, scheme = request.param
     w, h = WIDTHS[width]
+    # A visitor in another zone than the site's (UTC), to see times converted.
     context = browser.new_context(viewport={"width": w, "height": h}, color_scheme=scheme,
-                                  is_mobile=width == "phone", has_touch=width == "phone")
+                                  is_mobile=width == "phone", has_touch=width == "phone",
+                                  timezone_id="Europe/Paris", locale="en-GB")
     context.grant_permissions(["notifications"], origin=live.url)
     page = context.new_page()
     page.width_name, page.scheme = width, scheme  # type: ignore[attr-defined]
@@ -98,7 +101,6 @@ def test_private_window_failure_is_explained_and_offers_the_feed(live, browser):
 def _wait_for_article(live, path: str, name: str, text: str, timeout: float = 15.0) -> None:
     """Wait until the published `path` shows `text` in the article about `name`."""
     import time
-    import urllib.request
 
     deadline = time.monotonic() + timeout
     while True:
@@ -160,30 +162,25 @@ def test_groups_show_their_worst_status_and_open_when_something_is_wrong(live, v
     readme_shot(page, f"groups-{page.width_name}-{page.scheme}", selector="section.components")
 
 
-def test_times_are_relative_in_the_visitors_zone_with_the_absolute_time_as_tooltip(live, browser):
+def test_times_are_relative_in_the_visitors_zone_with_the_absolute_time_as_tooltip(live, visitor):
+    page = visitor
     code, incident = api_call(live, "POST", "/api/v1/incidents", {
-        "name": "Times check", "status": "resolved", "impact": "minor", "notify": False, "body": "Fixed."})
+        "name": f"Times check {page.width_name} {page.scheme}", "status": "resolved", "impact": "minor",
+        "notify": False, "body": "Fixed."})
     assert code == 201, incident
     wait_until_published(live, f"/incidents/{incident['id']}", "lasted")
-    context = browser.new_context(timezone_id="Europe/Paris", locale="en-GB")
-    try:
-        page = context.new_page()
-        page.goto(live.url + f"/incidents/{incident['id']}")
-        when = page.locator(".incident-when")
-        expect(when).to_contain_text("Started just now")
-        expect(when).to_contain_text("lasted under a minute")
-        first = when.locator("time").first
-        # The absolute time, in the visitor's zone (CET/CEST), and the site's zone named.
-        title = first.get_attribute("title")
-        assert "CET" in title or "CEST" in title or "GMT+1" in title or "GMT+2" in title, title
-        assert "the site's time zone" in title and "UTC" in title, title
-        expect(page.locator("#time-zone-note")).to_contain_text("your time zone (Europe/Paris)")
-        expect(page.locator("#time-zone-note")).to_contain_text("the site's time zone is")
-    finally:
-        context.close()
+    page.goto(live.url + f"/incidents/{incident['id']}")
+    when = page.locator(".incident-when")
+    expect(when).to_contain_text("Started just now")
+    expect(when).to_contain_text("lasted under a minute")
+    first = when.locator("time").first
+    # The absolute time, in the visitor's zone (CET/CEST), and the site's zone named.
+    title = first.get_attribute("title")
+    assert "CET" in title or "CEST" in title or "GMT+1" in title or "GMT+2" in title, title
+    assert "the site's time zone" in title and "UTC" in title, title
+    expect(page.locator("#time-zone-note")).to_contain_text("your time zone (Europe/Paris)")
+    expect(page.locator("#time-zone-note")).to_contain_text("the site's time zone is")
     # The published HTML itself stays the same for every visitor: absolute, in the site's zone.
-    import urllib.request
-
     with urllib.request.urlopen(live.url + f"/incidents/{incident['id']}") as response:
         html = response.read().decode()
     assert "just now" not in html and "UTC</time>" in html
@@ -211,14 +208,15 @@ def test_history_is_grouped_by_month_with_impact_duration_and_the_first_real_upd
     readme_shot(page, f"history-{page.width_name}-{page.scheme}", selector=".history-month")
 
 
-def test_the_page_follows_changes_live_with_etags_and_announces_them(live, context):
+def test_the_page_follows_changes_live_with_etags_and_announces_them(live, visitor):
     seen: list[tuple[int, str | None]] = []
-    page = context.new_page()
+    page = visitor
+    name = f"Live check {page.width_name} {page.scheme}"
     page.on("response", lambda r: seen.append((r.status, r.request.headers.get("if-none-match")))
             if r.url.endswith("/api/v2/summary.json") else None)
     page.clock.install()
     page.goto(live.url + "/")
-    expect(page.locator("#live-status")).not_to_contain_text("Live check")
+    expect(page.locator("#live-status")).not_to_contain_text(name)
     deadline = 50
     while not seen and deadline:
         page.wait_for_timeout(100)
@@ -230,14 +228,14 @@ def test_the_page_follows_changes_live_with_etags_and_announces_them(live, conte
     assert seen[-1][0] == 304 and seen[-1][1], seen  # unchanged: the ETag, a 304, no body
 
     code, incident = api_call(live, "POST", "/api/v1/incidents", {
-        "name": "Live check", "status": "investigating", "impact": "major", "notify": False,
+        "name": name, "status": "investigating", "impact": "major", "notify": False,
         "body": "Searches time out.", "components": {str(live.components["Website"]): "partial_outage"}})
     assert code == 201, incident
     try:
-        wait_until_published(live, "/", "Live check")
-        wait_until_published(live, "/api/v2/summary.json", "Live check")
+        wait_until_published(live, "/", name)
+        wait_until_published(live, "/api/v2/summary.json", name)
         page.clock.fast_forward(41_000)
-        expect(page.locator("#live-status")).to_contain_text("Live check")
+        expect(page.locator("#live-status")).to_contain_text(name)
         expect(page.locator(".component").filter(has_text="Website").locator(".badge")).to_have_text("Partial outage")
         banner = page.locator(".overall h1").inner_text()
         expect(page.locator("#live-announce")).to_have_text(
