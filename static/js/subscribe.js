@@ -304,8 +304,11 @@ class SubscribeControl {
     el.toggle.hidden = false;
     el.toggle.addEventListener('click', () => this.setOpen(!this.isOpen));
     if (el.close) el.close.addEventListener('click', () => this.setOpen(false, { returnFocus: true }));
-    this.root.addEventListener('keydown', (event) => {
-      if (event.key !== 'Escape') return;
+    // Escape closes it from inside the panel or from the header button.
+    document.addEventListener('keydown', (event) => {
+      if (event.key !== 'Escape' || !this.isOpen) return;
+      const active = document.activeElement;
+      if (!this.root.contains(active) && active !== el.toggle) return;
       event.preventDefault();
       this.setOpen(false, { returnFocus: true });
     });
