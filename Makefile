@@ -14,7 +14,12 @@ $(BIN)/.installed: requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-install: $(BIN)/.installed  ## create .venv and install the pinned dependencies
+# axe-core for the accessibility scan (tests/browser/test_accessibility.py), pinned in package-lock.json.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(BIN)/.installed node_modules/.installed  ## create .venv, install the pinned Python and npm dependencies
 
 run: install  ## migrate, create keys and a first admin if missing, serve on 127.0.0.1:5000
 	FLASK_DEBUG=$${FLASK_DEBUG-1} $(BIN)/flask db upgrade
@@ -51,4 +56,4 @@ simulator: install  ## a local push-service simulator for trials (add it to PUSH
 	$(BIN)/python -m statuspage.push.simulator --port 8099
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache node_modules

@@ -224,7 +224,8 @@ def test_a_change_to_one_incident_rewrites_only_its_page_and_the_lists(app, worl
              for n in range(25)]
     runner.invoke(args=["publish"])
     before = mtimes(app)
-    api.post(f"/api/v1/incidents/{world['open']}/updates", json={"body": "Still looking"})
+    # A new status (history rows show an incident's status and its first update, not its latest).
+    api.post(f"/api/v1/incidents/{world['open']}/updates", json={"status": "identified", "body": "Still looking"})
     after = mtimes(app)
     changed = {f for f in after if after[f] != before.get(f)}
     incident_pages = {f for f in changed if f.startswith("incidents/")}

@@ -8,7 +8,11 @@
  *                                      oldEndpoint?} -> {"id", "status", "maintenance", "resolved"}
  *   DELETE /api/push/subscriptions   {"endpoint"}
  *   POST   /api/push/test            {"endpoint"} -> 202
- * Errors are {"error": "..."} and are shown to the visitor as is.
+ * Errors are {"error": "..."} and are shown to the visitor as is; browser errors are put in
+ * plain words for the visitor's platform (the raw error goes to the console), and the panel
+ * always offers the Atom feed as another way to follow.
+ * The header button #subscribe-open opens and closes the panel (the root); Escape and the
+ * close button close it and give focus back to the header button.
  */
 import './push-shared.js';
 
@@ -57,7 +61,7 @@ async function api(method, url, body) {
     if (!msg) {
       msg = res.status === 429
         ? 'Too many requests. Please wait a moment and try again.'
-        : `The server answered ${res.status}${res.statusText ? ` ${res.statusText}` : ''}.`;
+        : `The status server could not do this right now (error ${res.status}). Please try again in a minute.`;
     }
     throw new ApiError(msg, res.status, retryAfter);
   }
@@ -71,7 +75,10 @@ function detectPlatform() {
   const standalone = navigator.standalone === true
     || (typeof matchMedia === 'function' && matchMedia('(display-mode: standalone)').matches);
   const supported = 'serviceWorker' in navigator && 'PushManager' in window && 'Notification' in window;
-  return { isIOS, standalone, supported };
+  const isAndroid = /Android/.test(ua);
+  // Which help applies: "ios" (Home Screen app), "android" or "desktop".
+  const kind = isIOS ? 'ios' : isAndroid ? 'android' : 'desktop';
+  return { isIOS, isAndroid, standalone, supported, kind };
 }
 
 /** Promise-based requestPermission that also copes with the old callback-only form. */
@@ -98,9 +105,35 @@ function withTimeout(promise, ms, message) {
 
 function errorText(e) {
   if (!e) return 'Something went wrong.';
-  if (e instanceof ApiError) return e.message;
+  if (e instanceof ApiError || e instanceof VisitorError) return e.message;
   if (e.name === 'NotAllowedError') return 'The browser did not allow notifications for this site.';
-  return e.message || String(e);
+  return 'Something went wrong in the browser. Reload the page and try again.';
+}
+
+/** An error whose message is already written for the visitor. */
+class VisitorError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'VisitorError';
+  }
+}
+
+/**
+ * Why the browser would not create a push subscription, in plain words. When permission was
+ * granted the usual cause is a private (incognito) window, where Chrome, Edge and Firefox turn
+ * push off; otherwise it depends on the platform.
+ */
+function subscribeFailureText(e, platform) {
+  if (Notification.permission === 'granted') {
+    return 'Notifications are allowed, but this browser would not register for them. This usually '
+      + 'happens in a private or incognito window: open this page in a normal window and try again.';
+  }
+  if (e && e.name === 'NotAllowedError') {
+    return platform.kind === 'ios'
+      ? 'Notifications were not allowed. Open Settings \u2192 Notifications \u2192 this app, and allow them.'
+      : 'Notifications were not allowed for this site. Allow them in the browser\u2019s site settings, then try again.';
+  }
+  return 'This browser could not register for notifications right now. Reload the page and try again.';
 }
 
 /* ------------------------------------------------------------------ control */
@@ -111,11 +144,13 @@ class SubscribeControl {
     const $ = (id) => root.querySelector(`#${id}`);
     this.el = {
       status: $('subscribe-status'),
+      toggle: document.getElementById('subscribe-open'),
+      close: $('subscribe-close'),
       feedback: $('subscribe-feedback'),
-      components: $('subscribe-components'),
+      components: $('subscribe-choices') || $('subscribe-components'),
       all: $('subscribe-all'),
       boxes: Array.from(root.querySelectorAll('input[type="checkbox"][name="components"]')),
-      choices: $('subscribe-choices'),
+      choices: $('subscribe-kinds'),
       incidentsOnly: $('subscribe-kind-incidents'),
       withMaintenance: $('subscribe-kind-all'),
       resolved: $('subscribe-resolved'),
@@ -147,9 +182,15 @@ class SubscribeControl {
     if (state !== 'subscribed') this.editing = false;
 
     for (const h of el.helps) h.hidden = h.dataset.for !== state;
-    const choosing = state === 'unsubscribed' || (state === 'subscribed' && this.editing);
-    if (el.components) el.components.hidden = !choosing;
-    if (el.choices) el.choices.hidden = !choosing;
+    if (el.components) {
+      el.components.hidden = !(state === 'unsubscribed' || (state === 'subscribed' && this.editing));
+      if (state === 'subscribed' && this.editing && 'open' in el.components) el.components.open = true;
+    }
+    if (el.toggle) {
+      el.toggle.dataset.state = state;
+      const label = el.toggle.querySelector('span');
+      if (label) label.textContent = state === 'subscribed' ? 'Subscribed' : 'Subscribe';
+    }
     if (el.primary) {
       el.primary.hidden = !(state === 'unsubscribed' || state === 'error');
       el.primary.textContent = state === 'error' ? 'Try again' : 'Get notified';
@@ -285,10 +326,45 @@ class SubscribeControl {
       + `${this.describeChoices(picked)}.`);
   }
 
+  /* ---- the panel ---- */
+
+  get isOpen() {
+    return !this.root.hidden;
+  }
+
+  setOpen(open, { returnFocus = false } = {}) {
+    const { el } = this;
+    this.root.hidden = !open;
+    if (el.toggle) el.toggle.setAttribute('aria-expanded', String(open));
+    if (open && el.status) el.status.focus(); // a screen reader reads the current state first
+    else if (!open && returnFocus && el.toggle) el.toggle.focus();
+  }
+
+  bindPanel() {
+    const { el } = this;
+    if (!el.toggle) { this.root.hidden = false; return; } // no header button: show it in place
+    el.toggle.hidden = false;
+    el.toggle.addEventListener('click', () => this.setOpen(!this.isOpen));
+    if (el.close) el.close.addEventListener('click', () => this.setOpen(false, { returnFocus: true }));
+    // Escape closes it from inside the panel or from the header button.
+    document.addEventListener('keydown', (event) => {
+      if (event.key !== 'Escape' || !this.isOpen) return;
+      const active = document.activeElement;
+      if (!this.root.contains(active) && active !== el.toggle) return;
+      event.preventDefault();
+      this.setOpen(false, { returnFocus: true });
+    });
+    document.addEventListener('click', (event) => {
+      if (this.isOpen && !this.root.contains(event.target) && !el.toggle.contains(event.target)) this.setOpen(false);
+    });
+    if (location.hash === '#subscribe') this.setOpen(true);
+  }
+
   /* ---- events ---- */
 
   bind() {
     const { el } = this;
+    this.bindPanel();
     if (el.primary) {
       el.primary.addEventListener('click', () => {
         if (this.busy) return;
@@ -427,24 +503,39 @@ class SubscribeControl {
       else if (isIOS) msg = 'Notifications need iOS or iPadOS 16.4 or later. Update your device, then open this app from the Home Screen again.';
       this.render('unsupported', msg);
     } else if (Notification.permission === 'denied') {
-      this.render('denied', 'Notifications are blocked for this site in your browser settings.');
+      this.showDenied();
     } else {
       return false;
     }
     return true;
   }
 
+  /** Blocked in the browser's settings: only the steps for this visitor's platform. */
+  showDenied() {
+    const kind = detectPlatform().kind;
+    for (const li of this.root.querySelectorAll('[data-platform]')) li.hidden = li.dataset.platform !== kind;
+    this.render('denied', 'Notifications are blocked for this site in your browser settings.');
+  }
+
   /** Register the service worker and fetch the site's push key; null (error shown) if either fails. */
   async registerAndFetchKey(stale) {
-    let step = 'Could not start notifications';
     try {
       this.reg = await navigator.serviceWorker.register(SW_URL, { scope: '/' });
-      if (stale()) return null;
-      step = 'Notifications are unavailable right now';
+    } catch (e) {
+      console.warn('[subscribe] service worker registration failed:', e);
+      // Firefox's private windows and "never remember history" refuse service workers.
+      if (!stale()) {
+        this.render('error', 'This browser would not start notifications for this site. Private windows '
+          + 'and some privacy settings block them: try a normal window.');
+      }
+      return null;
+    }
+    if (stale()) return null;
+    try {
       const key = await this.fetchServerKey();
       return stale() ? null : key;
     } catch (e) {
-      if (!stale()) this.render('error', `${step}: ${errorText(e)}`);
+      if (!stale()) this.render('error', `Notifications are unavailable right now: ${errorText(e)}`);
       return null;
     }
   }
@@ -483,7 +574,7 @@ class SubscribeControl {
   async subscribe(permissionPromise) {
     const permission = await permissionPromise;
     if (permission === 'denied') {
-      this.render('denied', 'Notifications are blocked for this site in your browser settings.');
+      this.showDenied();
       return;
     }
     if (permission !== 'granted') {
@@ -497,7 +588,8 @@ class SubscribeControl {
     try {
       ({ sub, oldEndpoint } = await shared.subscriptionForKey(reg.pushManager, key));
     } catch (e) {
-      throw new Error(`The browser could not create a push subscription (${errorText(e)}).`);
+      console.warn('[subscribe] pushManager.subscribe failed:', e);
+      throw new VisitorError(subscribeFailureText(e, detectPlatform()));
     }
     const components = this.selectedComponents();
     const choices = this.selectedChoices();

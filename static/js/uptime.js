@@ -107,5 +107,14 @@
     });
   }
 
-  for (const root of document.querySelectorAll('[data-uptime]')) setup(root);
+  function setupAll() {
+    for (const root of document.querySelectorAll('[data-uptime]:not([data-uptime-ready])')) {
+      root.dataset.uptimeReady = '';
+      setup(root);
+    }
+  }
+
+  setupAll();
+  // The live page (static/js/live.js) swapped in fresh markup: set up its strips.
+  document.addEventListener('statuspage:updated', setupAll);
 })();

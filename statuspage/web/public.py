@@ -6,7 +6,8 @@ used both to write the published snapshot and, when a file is missing, to answer
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,12 @@ from sqlalchemy import and_, func, or_, select
 
 from ..extensions import db
 from ..incidents import get_incident, recently_resolved
-from ..models import RESOLVED_INCIDENT_STATUSES, Incident
+from ..models import RESOLVED_INCIDENT_STATUSES, Incident, IncidentUpdate
 from ..publish.assets import asset_manifest
 from ..publish.registry import REGISTRY, ChangeSet, Topic, public_family, public_page
 from ..publish.render import ContentType, RenderContext, Rendered
 from ..publish.serve import REVALIDATE, serve_page
-from ..timeutil import iso
+from ..timeutil import iso, to_site
 from ..validation import ascii_int
 
 bp = Blueprint("public", __name__)
@@ -85,7 +86,39 @@ def _history(ctx: RenderContext, page: int) -> Rendered:
         select(Incident).order_by(_history_order().desc(), Incident.id.desc())
         .limit(HISTORY_PAGE_SIZE).offset((page - 1) * HISTORY_PAGE_SIZE)
     ).scalars().all()
-    return ctx.html("history.html", items=items, page=page, pages=pages)
+    return ctx.html("history.html", months=history_months(items), page=page, pages=pages)
+
+
+@dataclass
+class HistoryEntry:
+    item: Incident
+    excerpt: IncidentUpdate | None
+    started: datetime | None
+    ended: datetime | None
+
+
+def history_months(items: list[Incident]) -> list[tuple[str, list[HistoryEntry]]]:
+    """The page's incidents under "November 2026" headings (months in the site's zone), newest first."""
+    months: list[tuple[str, list[HistoryEntry]]] = []
+    for item in items:
+        started = item.scheduled_for if item.kind == "maintenance" else item.created_at
+        if item.kind == "maintenance" and item.started_at:
+            started = item.started_at
+        local = to_site(item.scheduled_for or item.created_at)
+        label = f"{local:%B %Y}" if local else ""
+        if not months or months[-1][0] != label:
+            months.append((label, []))
+        months[-1][1].append(HistoryEntry(item, first_substantive_update(item), started,
+                                          item.resolved_at if item.is_resolved else None))
+    return months
+
+
+def first_substantive_update(item: Incident) -> IncidentUpdate | None:
+    """What the incident was about: its first update with text, not the closing "resolved" one
+    (which says little), unless nothing else has text."""
+    with_text = [u for u in reversed(item.updates) if (u.body or "").strip()]
+    closing = (*RESOLVED_INCIDENT_STATUSES, "completed")
+    return next((u for u in with_text if u.status not in closing), with_text[0] if with_text else None)
 
 
 def _history_page_of(incident_id: int) -> int | None:

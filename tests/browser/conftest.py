@@ -376,6 +376,20 @@ def control_state(page) -> str:
     return page.locator("#push-subscribe").get_attribute("data-state")
 
 
+def open_subscribe(page, *, choices: bool = False) -> None:
+    """Open the subscribe panel with the header button (and its folded component choice)."""
+    from playwright.sync_api import expect
+
+    toggle = page.locator("#subscribe-open")
+    if toggle.get_attribute("aria-expanded") != "true":
+        toggle.click()
+    expect(page.locator("#push-subscribe")).to_be_visible()
+    if choices:
+        details = page.locator("#subscribe-choices")
+        if details.get_attribute("open") is None:
+            details.locator("summary").click()
+
+
 def subscribe_in_page(page, live: LiveApp, component: str | None = None) -> None:
     """Open / and subscribe with the control, optionally to one component only."""
     from playwright.sync_api import expect
@@ -383,6 +397,7 @@ def subscribe_in_page(page, live: LiveApp, component: str | None = None) -> None
     page.goto(live.url + "/")
     root = page.locator("#push-subscribe")
     expect(root).to_have_attribute("data-state", "unsubscribed")
+    open_subscribe(page, choices=bool(component))
     if component:
         page.get_by_role("checkbox", name=component, exact=True).check()
         expect(page.locator("#subscribe-all")).not_to_be_checked()
