@@ -192,6 +192,8 @@ def test_editing_an_update_changes_its_text_marks_it_edited_and_does_not_notify(
     assert _events(app, "incident.updated") == before
     public = api.client.get("/api/v2/incidents.json").get_json()["incidents"][0]["incident_updates"][0]
     assert public["body"] == "We are investigating." and public["updated_at"] >= public["created_at"]
+    page = api.client.get(f"/incidents/{incident['id']}").get_data(as_text=True)
+    assert "We are investigating." in page and 'class="edited">edited <time' in page
 
 
 def test_editing_with_notify_sends_incident_updated_with_the_corrected_text(app, api):
