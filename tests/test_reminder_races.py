@@ -4,13 +4,10 @@ time; each maintenance records exactly one reminder."""
 from __future__ import annotations
 
 import secrets
-import subprocess
-import sys
 from collections import Counter
 from datetime import timedelta
 
 import pytest
-from redis import Redis
 from sqlalchemy import select, update
 
 from statuspage.extensions import db
@@ -18,9 +15,8 @@ from statuspage.jobs import JobName, enqueue
 from statuspage.models import Event, Incident, MaintenanceReminder
 from statuspage.timeutil import utcnow
 from tests.conftest import create_admin_token, make_app
-from tests.livehelpers import ROOT
 from tests.push.helpers import PUSH_REDIS_URL
-from tests.test_transitions import _worker_env
+from tests.test_transitions import drop_queue, run_racing_workers
 
 pytestmark = pytest.mark.slow
 
@@ -51,18 +47,9 @@ def test_two_rq_workers_running_the_reminder_job_at_once_record_one_reminder_eac
             for _ in range(40):
                 enqueue(JobName.SEND_DUE_REMINDERS)
             db.session.remove()
-        env = _worker_env(database, PUSH_REDIS_URL, queue, tmp_path)
-        log = tmp_path / "workers.log"
-        workers = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker", "--burst"], cwd=ROOT,
-                                    env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT) for _ in range(2)]
-        for worker in workers:
-            assert worker.wait(timeout=300) == 0, log.read_text()[-3000:]
-        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+        run_racing_workers(database, queue, tmp_path)
     finally:
-        conn = Redis.from_url(PUSH_REDIS_URL)
-        keys = list(conn.scan_iter(match=f"*{queue}*"))
-        if keys:
-            conn.delete(*keys)
+        drop_queue(queue)
     with app.app_context():
         events = Counter(db.session.execute(
             select(Event.incident_id).where(Event.type == "maintenance.reminder")).scalars())

@@ -149,6 +149,24 @@ def _worker_env(database: str, redis_url: str, queue: str, tmp_path) -> dict[str
     return env
 
 
+def run_racing_workers(database: str, queue: str, tmp_path, count: int = 2) -> None:
+    """`count` real `flask worker --burst` processes drain `queue` at the same time; none may fail."""
+    env = _worker_env(database, PUSH_REDIS_URL, queue, tmp_path)
+    log = tmp_path / "workers.log"
+    workers = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker", "--burst"], cwd=ROOT,
+                                env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT) for _ in range(count)]
+    for worker in workers:
+        assert worker.wait(timeout=300) == 0, log.read_text()[-3000:]
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+def drop_queue(queue: str) -> None:
+    conn = Redis.from_url(PUSH_REDIS_URL)
+    keys = list(conn.scan_iter(match=f"*{queue}*"))
+    if keys:
+        conn.delete(*keys)
+
+
 def test_two_rq_workers_running_the_due_maintenance_job_at_once_move_each_maintenance_once(database, tmp_path):
     """One run_due_maintenances is queued per edit; two `flask worker` processes take them (and each
     sweeps once as it starts) at the same time. With_for_update(skip_locked) is a no-op on SQLite:
@@ -162,18 +180,9 @@ def test_two_rq_workers_running_the_due_maintenance_job_at_once_move_each_mainte
         with app.app_context():
             for _ in range(3 * 20):  # three edits of each maintenance queued the job 60 times
                 enqueue("statuspage.incidents.run_due_maintenances")
-        env = _worker_env(database, PUSH_REDIS_URL, queue, tmp_path)
-        log = tmp_path / "workers.log"
-        workers = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker", "--burst"], cwd=ROOT,
-                                    env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT) for _ in range(2)]
-        for worker in workers:
-            assert worker.wait(timeout=300) == 0, log.read_text()[-3000:]
-        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+        run_racing_workers(database, queue, tmp_path)
     finally:
-        conn = Redis.from_url(PUSH_REDIS_URL)
-        keys = list(conn.scan_iter(match=f"*{queue}*"))
-        if keys:
-            conn.delete(*keys)
+        drop_queue(queue)
     events = _events(app)
     for mid in starting:
         assert (events[(mid, "maintenance.started")], events[(mid, "maintenance.completed")]) == (1, 0), mid

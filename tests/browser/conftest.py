@@ -390,6 +390,20 @@ def open_subscribe(page, *, choices: bool = False) -> None:
             details.locator("summary").click()
 
 
+def send_test_from_page(page, live: LiveApp, sim_sub) -> Any:
+    """Subscribe in the page, press "Send me a test", and return the message the simulator got
+    (the app encrypted and sent it; the simulator checked VAPID and decrypted it)."""
+    from playwright.sync_api import expect
+
+    subscribe_in_page(page, live)
+    with page.expect_response(lambda r: r.url.endswith("/api/push/test")) as answer:
+        page.get_by_role("button", name="Send me a test").click()
+    assert answer.value.status == 202
+    expect(page.locator("#subscribe-feedback")).to_contain_text("Test sent")
+    [message] = live.sim.wait_for(1, token=sim_sub.token, timeout=30)
+    return message
+
+
 def subscribe_in_page(page, live: LiveApp, component: str | None = None) -> None:
     """Open / and subscribe with the control, optionally to one component only."""
     from playwright.sync_api import expect

@@ -13,7 +13,7 @@ from statuspage.extensions import db
 from statuspage.push.formats import encode_for
 from statuspage.push.subscriptions import find_subscription
 
-from .conftest import api_call, subscribe_in_page
+from .conftest import api_call, send_test_from_page, subscribe_in_page
 
 pytestmark = pytest.mark.browser
 
@@ -84,12 +84,7 @@ def test_a_declarative_test_push_from_the_server_shows_in_chromium(live, page, b
     try:
         sim_sub = browser_push.prepare()
         browser_push.install()
-        subscribe_in_page(page, live)
-        with page.expect_response(lambda r: r.url.endswith("/api/push/test")) as answer:
-            page.get_by_role("button", name="Send me a test").click()
-        assert answer.value.status == 202
-        expect(page.locator("#subscribe-feedback")).to_contain_text("Test sent")
-        [message] = live.sim.wait_for(1, token=sim_sub.token, timeout=30)
+        message = send_test_from_page(page, live, sim_sub)
     finally:
         api_call(live, "PUT", "/api/v1/push/settings", {"payload_format": "auto"})
     assert message.declarative

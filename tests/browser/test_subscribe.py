@@ -6,7 +6,15 @@ import json
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import IPHONE_UA, BrowserPush, open_subscribe, shot, subscribe_in_page, subscription_row
+from .conftest import (
+    IPHONE_UA,
+    BrowserPush,
+    open_subscribe,
+    send_test_from_page,
+    shot,
+    subscribe_in_page,
+    subscription_row,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -86,14 +94,7 @@ def test_push_through_devtools_shows_the_notification(live, page, sw_push):
 def test_send_me_a_test_reaches_the_push_service(live, page, browser_push, sw_push):
     sim_sub = browser_push.prepare()
     browser_push.install()
-    subscribe_in_page(page, live)
-
-    with page.expect_response(lambda r: r.url.endswith("/api/push/test")) as answer:
-        page.get_by_role("button", name="Send me a test").click()
-    assert answer.value.status == 202
-    expect(page.locator("#subscribe-feedback")).to_contain_text("Test sent")
-
-    [message] = live.sim.wait_for(1, token=sim_sub.token, timeout=30)
+    message = send_test_from_page(page, live, sim_sub)
     assert message.payload["tag"] == "test"
     assert message.payload["title"] == "Example Status: test notification"
     # The simulator checked VAPID for the key the page subscribed with.

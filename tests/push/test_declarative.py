@@ -181,5 +181,5 @@ def test_admin_settings_form_sets_the_payload_format(eager_app, eager_api):
     assert '<option value="declarative" selected>' in browser.get("/admin/push").get_data(as_text=True)
     browser.post("/admin/push", data={**form, "payload_format": "apple"})
     page = browser.get("/admin/push").get_data(as_text=True)
-    assert "payload_format must be one of: auto, classic, declarative" in page
+    assert "Choose the message format from the list." in page
     assert eager_api.get("/api/v1/push/settings").json["payload_format"] == "declarative"
