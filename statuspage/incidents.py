@@ -213,9 +213,12 @@ def post_update(incident: Incident, data: dict[str, Any]) -> IncidentUpdate:
     db.session.flush()
     context = _event_context(incident, update)
     if incident.kind == "maintenance":
-        if status == "in_progress" and old_status == "scheduled":
+        if status in ACTIVE_MAINTENANCE_STATUSES and old_status == "scheduled":
+            # In progress or straight to verifying: either way it has begun.
             record_event("maintenance.started", incident_id=incident.id, notify=notify, context=context)
-        elif status == "completed" and not was_resolved:
+        elif status == "completed" and old_status in ACTIVE_MAINTENANCE_STATUSES:
+            # Completed before it ever started is a maintenance called off: no "completed" notice
+            # for work that never happened (its reminders are dropped too, see reminders.py).
             record_event("maintenance.completed", incident_id=incident.id, notify=notify, context=context)
     elif incident.is_resolved and not was_resolved:
         record_event("incident.resolved", incident_id=incident.id, notify=notify, context=context)

@@ -3,11 +3,14 @@ then the public page, the Statuspage-compatible JSON and the Atom feed."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from statuspage.extensions import db
 from statuspage.models import Component, Event, Incident, IncidentUpdate
+from statuspage.timeutil import utcnow
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -173,6 +176,27 @@ def test_maintenance_starts_and_completes_on_time(app, api):
         assert db.session.get(Component, component_id).status == "operational"
         types = db.session.execute(select(Event.type).order_by(Event.id)).scalars().all()
     assert types == ["maintenance.scheduled", "maintenance.started", "maintenance.completed"]
+
+
+@pytest.mark.parametrize("moves, expected", [
+    # Straight to verifying: it has begun, so subscribers hear it started.
+    (["verifying", "completed"], ["maintenance.scheduled", "maintenance.started", "maintenance.completed"]),
+    # Completed before it ever started: called off, so no "Maintenance completed" for work not done.
+    (["completed"], ["maintenance.scheduled"]),
+])
+def test_manual_maintenance_moves_announce_what_really_happened(app, api, moves, expected):
+    start = utcnow() + timedelta(hours=3)
+    maintenance_id = api.post("/api/v1/maintenances", {
+        "name": "Upgrade", "scheduled_for": start.isoformat() + "Z",
+        "scheduled_until": (start + timedelta(hours=1)).isoformat() + "Z",
+    }).json["id"]
+    for status in moves:
+        r = api.post(f"/api/v1/maintenances/{maintenance_id}/updates", {"status": status, "body": f"Now {status}."})
+        assert r.status_code == 201, r.json
+    with app.app_context():
+        types = db.session.execute(select(Event.type).where(Event.incident_id == maintenance_id)
+                                   .order_by(Event.id)).scalars().all()
+    assert types == expected
 
 
 def test_component_crud_and_groups(api):
