@@ -91,7 +91,10 @@ function buildNotification(payload) {
     body: str(payload.body),
     icon: imageUrl(payload.icon, DEFAULT_ICON),
     badge: imageUrl(payload.badge, DEFAULT_BADGE),
-    data: { url: sameOriginUrl(payload.url), event: str(payload.event) || null },
+    // event_id: what a click's "opened" report names (sw-report.js), even when the tag's
+    // last-shown record is gone.
+    data: { url: sameOriginUrl(payload.url), event: str(payload.event) || null,
+            event_id: Number.isInteger(payload.event_id) ? payload.event_id : null },
   };
   const tag = str(payload.tag);
   if (tag) {
