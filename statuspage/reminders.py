@@ -9,7 +9,8 @@ when the maintenance is created or rescheduled) and the periodic sweeper both ru
 - a reminder belongs to one schedule (start time and lead, `MaintenanceReminder`'s unique key):
   a rescheduled maintenance gets new reminders, the old schedule's never go out;
 - a lead time already past when the maintenance is created or rescheduled is not sent (the row is
-  written with no event): the reminder would arrive together with the announcement;
+  written with no event): the reminder would arrive together with the announcement; nor is one
+  already past when it is added to the settings (`lead_times_added`);
 - when several lead times came due while nothing ran (no worker, no sweeper), only the closest
   one to the start goes out, once, late; the ones further out are never sent afterwards;
 - an event recorded before a cancellation or reschedule is skipped at fan-out (`stale_reason`),
@@ -36,26 +37,42 @@ from .timeutil import to_site, utcnow
 log = logging.getLogger(__name__)
 
 
-def schedule_reminders(maintenance: Incident, *, new_schedule: bool) -> None:
+def schedule_reminders(maintenance: Incident, *, new_schedule: bool, leads: list[int] | None = None) -> None:
     """After commit, run `send_due_reminders` at each of the maintenance's reminder times (the
     sweeper is the backstop; a job for a schedule that changed since finds nothing to do).
 
-    `new_schedule` (created, or its start moved): the lead times already past are marked as
-    such, so a maintenance scheduled 30 minutes ahead gets no "starts in 60 minutes" reminder the
-    moment it is posted -- announcing it is the maintenance.scheduled trigger's job."""
+    `new_schedule` (created, or its start moved; or `leads` were just added to the settings): the
+    lead times already past are marked as such, so a maintenance scheduled 30 minutes ahead gets no
+    "starts in 60 minutes" reminder the moment it is posted -- announcing it is the
+    maintenance.scheduled trigger's job."""
     if maintenance.status != "scheduled" or maintenance.scheduled_for is None:
         return
     now = utcnow()
     if maintenance.scheduled_for <= now:
         return
     jobs = db.session.info.setdefault("after_commit_jobs", [])
-    for lead in reminder_minutes(get_settings()):
+    for lead in reminder_minutes(get_settings()) if leads is None else leads:
         due = maintenance.scheduled_for - timedelta(minutes=lead)
         if due > now:
             jobs.append((JobName.SEND_DUE_REMINDERS, (due - now).total_seconds() + 0.5))
         elif new_schedule and not _recorded(maintenance, lead):
             db.session.add(MaintenanceReminder(incident_id=maintenance.id, scheduled_for=maintenance.scheduled_for,
                                                lead_minutes=lead, event_id=None, created_at=now))
+
+
+def lead_times_added(leads: list[int]) -> None:
+    """The settings gained these lead times: for every maintenance still scheduled ahead, queue
+    their reminders, and mark the ones whose time is already past as not sent -- raising the lead
+    to 60 minutes while a maintenance starts in 30 must not send "starts in 30 minutes" at once, as
+    if it were the 60-minute reminder come late. The caller commits."""
+    if not leads:
+        return
+    maintenances = db.session.execute(
+        select(Incident).where(Incident.kind == "maintenance", Incident.status == "scheduled",
+                               Incident.scheduled_for > utcnow())
+    ).scalars().all()
+    for maintenance in maintenances:
+        schedule_reminders(maintenance, new_schedule=True, leads=leads)
 
 
 def _recorded(maintenance: Incident, lead: int) -> bool:

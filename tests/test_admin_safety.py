@@ -379,15 +379,24 @@ def test_form_duplicate_component_name_shows_next_to_its_field_and_keeps_the_typ
 
 
 def test_notify_is_pre_ticked_only_when_the_trigger_would_send(app, api, ui):
-    page = ui.get("/admin/maintenances/new").get_data(as_text=True)
-    notify = re.search(r'<input type="checkbox" name="notify"[^>]*>', page).group(0)
-    assert "checked" not in notify  # maintenance triggers are off by default
-    assert "turned off in" in page and "Notification preview" in page
+    def notify_box() -> tuple[str, str]:
+        page = ui.get("/admin/maintenances/new").get_data(as_text=True)
+        return re.search(r'<input type="checkbox" name="notify"[^>]*>', page).group(0), page
+
+    # Of the maintenance triggers only the reminder's is on by default; the box covers it too.
+    notify, page = notify_box()
+    assert "checked" in notify and "Notification preview" in page
+    assert "Sends the “Maintenance reminder” notification (“Maintenance scheduled”, “Maintenance started”, " \
+        "“Maintenance completed” turned off" in page
+    api.put("/api/v1/triggers", json={"maintenance.reminder": {"enabled": False}})
+    notify, page = notify_box()
+    assert "checked" not in notify  # every maintenance trigger is off: it would send nothing
+    assert "notifications are turned off in" in page
     api.put("/api/v1/triggers", json={"maintenance.scheduled": {"enabled": True}})
-    page = ui.get("/admin/maintenances/new").get_data(as_text=True)
-    assert "checked" in re.search(r'<input type="checkbox" name="notify"[^>]*>', page).group(0)
-    assert "Sends the “Maintenance scheduled” notification (“Maintenance started”, “Maintenance completed” turned off" \
-        in page
+    notify, page = notify_box()
+    assert "checked" in notify
+    assert "Sends the “Maintenance scheduled” notification (“Maintenance reminder”, “Maintenance started”, " \
+        "“Maintenance completed” turned off" in page
     page = ui.get("/admin/incidents/new").get_data(as_text=True)
     assert "checked" in re.search(r'<input type="checkbox" name="notify"[^>]*>', page).group(0)
 

@@ -21,6 +21,7 @@ const shared = globalThis.StatusPush;
 const SW_URL = '/sw-push.js';
 const TEST_URL = '/api/push/test';
 const SYNC_EVERY_MS = 24 * 60 * 60 * 1000; // re-POST an existing subscription at most daily
+const KEY_RECHECK_MS = 60 * 1000; // look for a rotated site key at most once a minute
 const SW_READY_TIMEOUT_MS = 15000;
 // The visitor's choices besides components, as the server names them; stored under "choices".
 const DEFAULT_CHOICES = Object.freeze({ maintenance: true, resolved: true });
@@ -165,6 +166,7 @@ class SubscribeControl {
     this.enabled = root.dataset.enabled !== 'false';
     this.reg = null;
     this.serverKey = null;
+    this.keyCheckedAt = 0;
     this.editing = false;
     this.busy = false;
     this.generation = 0;
@@ -405,6 +407,10 @@ class SubscribeControl {
         if (el.all) el.all.checked = !el.boxes.some((x) => x.checked);
       });
     }
+    // The site's key may be rotated while this page stays open: look again when it is shown.
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') this.recheckKey();
+    });
     // Re-evaluate when the visitor changes the permission in site settings.
     if (navigator.permissions && navigator.permissions.query) {
       navigator.permissions.query({ name: 'notifications' }).then((status) => {
@@ -416,6 +422,7 @@ class SubscribeControl {
   /* ---- flows ---- */
 
   async fetchServerKey() {
+    this.keyCheckedAt = Date.now();
     const data = await api('GET', shared.KEY_URL);
     try {
       this.serverKey = shared.publicKeyFrom(data);
@@ -561,6 +568,30 @@ class SubscribeControl {
       return;
     }
     if (!stale()) await this.renderSubscribed(chosen);
+  }
+
+  /** The page is visible again: if the site's key was rotated since it was last fetched (the page
+   *  stayed open), renew silently as init() does on a load. At most once per KEY_RECHECK_MS. */
+  async recheckKey() {
+    if (this.busy || this.rechecking || this.state !== 'subscribed') return;
+    if (Date.now() - this.keyCheckedAt < KEY_RECHECK_MS) return;
+    const gen = this.generation;
+    const stale = () => gen !== this.generation || this.busy;
+    this.rechecking = true;
+    try {
+      let key, sub;
+      try {
+        key = await this.fetchServerKey();
+        sub = this.reg && await this.reg.pushManager.getSubscription();
+      } catch (e) {
+        return; // offline or unavailable: the next visit looks again
+      }
+      if (stale() || !sub || Notification.permission !== 'granted' || !shared.madeWithOtherKey(sub, key)) return;
+      const chosen = await store.components();
+      if (!stale()) await this.renewForNewKey(sub, key, chosen, stale);
+    } finally {
+      this.rechecking = false;
+    }
   }
 
   /** Keep the server in sync (it may have lost or expired the row), at most once a day. */

@@ -53,6 +53,7 @@ from .crypto import VapidSigner, b64url_decode
 from .formats import PayloadFormat, encode_for, uses_declarative
 from .keys import KeysUnavailable, current_keys
 from .retry import retry_policy
+from .seen import trim_latencies
 from .sender import OutgoingPush, PushOutcome, PushResult, PushSender
 from .settings import absolute_url, badge_url, get_settings, icon_url
 from .subscriptions import MAINTENANCE_EVENT_PREFIX, RESOLVED_EVENTS, is_allowed_endpoint
@@ -550,6 +551,8 @@ def _mark_progress(event_id: int) -> bool:
                  # seen/opened reports were capped at what it targeted while sending (push.seen)
                  shown_count=_at_most_sent(Event.shown_count), opened_count=_at_most_sent(Event.opened_count))
     ).rowcount
+    if done == 1:  # ... and the latency histogram keeps no more entries than the clamped shown count
+        trim_latencies(event_id, db.session.execute(select(Event.shown_count).where(Event.id == event_id)).scalar_one())
     db.session.commit()
     return done == 1
 

@@ -23,7 +23,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 from .. import validation as v
 from ..database import insert, write_lock
@@ -34,6 +34,12 @@ from ..timeutil import utcnow
 
 MAX_REPORTS = 50  # per request; the service worker sends at most this many at once
 MAX_AGE_MS = 7 * 24 * 3600 * 1000  # older reports are dropped by the service worker, refused here
+# Events fanned out longer ago than this take no more reports (the service worker drops reports
+# older than 7 days, so a later one is a replay or a forgery).
+MAX_EVENT_AGE = timedelta(days=8)
+# A report whose age puts it before its event's fan-out started is ignored; this much earlier is
+# still taken (as latency 0), for the clocks of the web and worker hosts not quite agreeing.
+CLOCK_SLACK = timedelta(seconds=5)
 REPORT_FIELDS = ("event", "kind", "age")
 # Upper bounds (seconds) of the send-to-shown histogram: fine while phones are awake, coarse for
 # devices that were off for hours. The last bound is MAX_AGE_MS, so every report fits a bucket.
@@ -78,43 +84,49 @@ def latency_bucket(seconds: float) -> int:
     return min(bisect.bisect_left(LATENCY_BUCKETS, seconds), len(LATENCY_BUCKETS) - 1)
 
 
-def record_reports(reports: Iterable[Report]) -> dict[str, int]:
+def record_reports(reports: Iterable[Report]) -> int:
     """Add reports to their events' counts, each capped at what the event sent; the caller commits.
-    Returns how many counted ("accepted") and how many did not ("ignored": unknown event, nothing
-    sent, or the count already at its cap)."""
+    Returns how many counted (for logs and tests only: the endpoint does not say, since that would
+    tell anyone how many an event was sent to). A report does not count when its event is unknown,
+    sent nothing, was fanned out more than MAX_EVENT_AGE ago, or the count is at its cap; nor when
+    its age says it happened before the event's fan-out started (beyond CLOCK_SLACK)."""
     now = utcnow()
     by_event: dict[int, dict[ReportKind, list[int]]] = defaultdict(lambda: defaultdict(list))
-    total = 0
     for r in reports:
         by_event[r.event_id][r.kind].append(r.age_ms)
-        total += 1
     accepted = 0
     # The caps hold under concurrent reports only if nobody else writes between our read and our
     # write: SQLite takes its write lock now; PostgreSQL locks the rows (FOR UPDATE), in id order
     # so two requests naming the same events never wait on each other in a cycle.
     write_lock()
     events = db.session.execute(
-        select(Event).where(Event.id.in_(sorted(by_event)), Event.fanned_out_at.is_not(None))
+        select(Event).where(Event.id.in_(sorted(by_event)), Event.fanned_out_at.is_not(None),
+                            Event.fanned_out_at >= now - MAX_EVENT_AGE)
         .order_by(Event.id).with_for_update()
     ).scalars().all()
     for event in events:
         kinds = by_event[event.id]
+        # Milliseconds between the fan-out's start and now (plus the slack): an older report is
+        # about something that happened before this event was sent, so it is not about this event.
+        max_age_ms = (now - event.fanned_out_at + CLOCK_SLACK) // timedelta(milliseconds=1)
+        opened_ages = [age for age in kinds[ReportKind.OPENED] if age <= max_age_ms]
+        shown_ages = [age for age in kinds[ReportKind.SHOWN] if age <= max_age_ms]
         cap = report_cap(event)
-        opened = min(len(kinds[ReportKind.OPENED]), max(0, cap - event.opened_count))
-        shown_ages = kinds[ReportKind.SHOWN][:max(0, cap - event.shown_count)]
+        opened = min(len(opened_ages), max(0, cap - event.opened_count))
+        shown_ages = shown_ages[:max(0, cap - event.shown_count)]
         event.opened_count += opened
         event.shown_count += len(shown_ages)
         accepted += opened + len(shown_ages)
-        if event.fanned_out_at is not None and shown_ages:
+        if shown_ages:
             _add_latencies(event, [(now - timedelta(milliseconds=age) - event.fanned_out_at).total_seconds()
                                    for age in shown_ages])
     db.session.flush()
-    return {"accepted": accepted, "ignored": total - accepted}
+    return accepted
 
 
 def report_cap(event: Event) -> int:
     """How high an event's shown/opened counts may go: what it sent, or while it is still being
-    delivered, what it targets (clamped to sent when it finishes)."""
+    delivered, what it targets (clamped to sent when it finishes, with trim_latencies)."""
     if event.state in DELIVERING_EVENT_STATES:
         return max(event.sent_count, event.queued_count)
     return event.sent_count
@@ -123,11 +135,33 @@ def report_cap(event: Event) -> int:
 def _add_latencies(event: Event, seconds: list[float]) -> None:
     counts: dict[int, int] = defaultdict(int)
     for s in seconds:
-        counts[latency_bucket(max(0.0, s))] += 1
+        counts[latency_bucket(max(0.0, s))] += 1  # up to CLOCK_SLACK early: counted as 0
     stmt = insert(EventShownLatency).values(
         [{"event_id": event.id, "bucket": b, "count": n} for b, n in sorted(counts.items())])
     db.session.execute(stmt.on_conflict_do_update(
         index_elements=["event_id", "bucket"], set_={"count": EventShownLatency.count + stmt.excluded.count}))
+
+
+def trim_latencies(event_id: int, shown: int) -> None:
+    """Make an event's latency histogram hold at most `shown` entries (its shown count, once clamped
+    to sent when it finishes), scaling every bucket down alike (largest remainders get the rest),
+    so the percentiles describe the reports that still count. The caller holds the event's row."""
+    rows = dict(db.session.execute(
+        select(EventShownLatency.bucket, EventShownLatency.count).where(EventShownLatency.event_id == event_id)
+    ).tuples().all())
+    total = sum(rows.values())
+    if total <= shown:
+        return
+    keep = {b: n * shown // total for b, n in rows.items()}
+    rest = shown - sum(keep.values())
+    for b in sorted(rows, key=lambda b: (-(rows[b] * shown % total), b))[:rest]:
+        keep[b] += 1
+    for b, n in keep.items():
+        where = (EventShownLatency.event_id == event_id, EventShownLatency.bucket == b)
+        if n:
+            db.session.execute(update(EventShownLatency).where(*where).values(count=n))
+        else:
+            db.session.execute(delete(EventShownLatency).where(*where))
 
 
 def percentile(histogram: dict[int, int], fraction: float) -> int | None:

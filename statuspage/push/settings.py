@@ -110,7 +110,12 @@ def update_settings(data: dict[str, Any]) -> PushSettings:
     if "payload_format" in data:
         settings.payload_format = v.choice(data, "payload_format", PAYLOAD_FORMATS, required=True)
     if "maintenance_reminder_minutes" in data:
+        before = set(reminder_minutes(settings))
         settings.maintenance_reminder_minutes = parse_reminder_minutes(data["maintenance_reminder_minutes"])
+        db.session.flush()
+        from ..reminders import lead_times_added  # (reminders reads these settings)
+
+        lead_times_added(sorted(set(reminder_minutes(settings)) - before, reverse=True))
     db.session.flush()
     return settings
 

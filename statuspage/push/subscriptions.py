@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, case, delete, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import validation as v
@@ -20,6 +20,7 @@ from ..extensions import db
 from ..models import Component, Delivery, Subscription, SubscriptionStatus, subscription_components
 from ..timeutil import iso, utcnow
 from .crypto import validate_auth, validate_p256dh
+from .services import KNOWN_SERVICES, PushService
 
 # Hosts of the browser push services (exact host or any subdomain of the suffixes).
 PUSH_SERVICE_HOSTS = ("fcm.googleapis.com", "updates.push.services.mozilla.com")
@@ -342,23 +343,38 @@ def prune_subscriptions(older_than_days: float, limit: int = 1000) -> int:
     return len(ids)
 
 
+def endpoint_of_service(service: PushService):
+    """SQL: the subscription's endpoint belongs to `service` (push_service's rule, by host). Stored
+    endpoints are canonical (lower-case host, no default port) and known services' need https and a
+    path, so a host suffix is a LIKE; the NOT LIKE keeps the match inside the host, not the path."""
+    [info] = [i for i in KNOWN_SERVICES if i.service == service]
+    column = Subscription.endpoint
+    return or_(false(), *(column.like(f"https://{host}/%") for host in info.hosts),
+               *(and_(column.like(f"https://%{suffix}/%"), ~column.like(f"https://%/%{suffix}/%"))
+                 for suffix in info.suffixes))
+
+
 def expire_stale_subscriptions(stale_days: float, limit: int = 1000) -> int:
-    """Expire up to ``limit`` active subscriptions with no successful delivery and no visit (the
-    page re-sends its subscription, at most daily) for ``stale_days``; returns how many. Safari
-    can keep answering 201 for a subscription it revoked, so a silent one is not kept forever."""
+    """Expire up to ``limit`` active subscriptions with no proof of life for ``stale_days``; returns
+    how many. Proof of life is a visit (the page re-sends its subscription, at most daily) or, except
+    on Apple's push service, a successful delivery: Safari can keep answering 201 for a subscription
+    it revoked, so there only visits count, and a silent subscription is not kept forever."""
     now = utcnow()
     cutoff = now - timedelta(days=stale_days)
+    delivered_lately = ~endpoint_of_service(PushService.APPLE) \
+        & (func.coalesce(Subscription.last_active_at, Subscription.created_at) >= cutoff)
     stale = (Subscription.status == SubscriptionStatus.ACTIVE) & (Subscription.created_at < cutoff) \
-        & (func.coalesce(Subscription.last_active_at, Subscription.created_at) < cutoff) \
+        & ~delivered_lately \
         & (func.coalesce(Subscription.last_seen_at, Subscription.created_at) < cutoff)
     ids = list(db.session.execute(select(Subscription.id).where(stale).order_by(Subscription.id).limit(limit))
                .scalars())
     if not ids:
         return 0
+    reason = case((endpoint_of_service(PushService.APPLE), f"stale: no visit for {stale_days:g} days"),
+                  else_=f"stale: no delivery and no visit for {stale_days:g} days")
     expired = db.session.execute(
         update(Subscription).where(Subscription.id.in_(ids), stale)
-        .values(status=SubscriptionStatus.EXPIRED, updated_at=now,
-                status_reason=f"stale: no delivery and no visit for {stale_days:g} days")
+        .values(status=SubscriptionStatus.EXPIRED, updated_at=now, status_reason=reason)
         .execution_options(synchronize_session=False)).rowcount
     db.session.commit()
     return expired

@@ -440,7 +440,7 @@ def _preview_context() -> dict[str, Any]:
 # --- maintenances -------------------------------------------------------------------------
 
 MAINTENANCE_LABELS = {"name": "the title", "body": "the details"}
-MAINTENANCE_EVENTS = ["maintenance.scheduled", "maintenance.started", "maintenance.completed"]
+MAINTENANCE_EVENTS = ["maintenance.scheduled", "maintenance.reminder", "maintenance.started", "maintenance.completed"]
 
 @bp.get("/maintenances")
 def maintenances():

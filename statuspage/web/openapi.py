@@ -276,9 +276,8 @@ def build_openapi() -> dict[str, Any]:
         },
         "/api/push/reports": {
             "post": _op("Report notifications shown or opened, by event id only (the service worker; "
-                        "counts are capped at what the event sent)", auth=False, ok=202,
-                        resp={"type": "object", "properties": {"accepted": {"type": "integer"},
-                                                               "ignored": {"type": "integer"}}},
+                        "counts are capped at what the event sent). The answer is an empty 202: it "
+                        "does not say how many counted", auth=False, ok=202,
                         body={"type": "object", "required": ["reports"], "additionalProperties": False,
                               "properties": {"reports": {
                                   "type": "array", "minItems": 1, "maxItems": MAX_REPORTS,

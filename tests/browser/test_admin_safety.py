@@ -173,8 +173,9 @@ def test_maintenance_form_refuses_the_past_next_to_the_field_and_previews(live, 
     expect(page.locator("#notification-preview")).to_be_visible()
     expect(page.locator("#preview-state")).to_contain_text("maintenance.scheduled")
     notify = page.get_by_label("Notify subscribers")
-    expect(notify).not_to_be_checked()  # the maintenance triggers are off by default
-    expect(page.locator("#notify-hint")).to_contain_text("turned off")
+    # Of the maintenance triggers only the reminder's is on by default, and the box covers it.
+    expect(notify).to_be_checked()
+    expect(page.locator("#notify-hint")).to_contain_text("“Maintenance reminder” notification")
     page.get_by_label("Title", exact=True).fill(_unique("Old window"))
     page.locator("#scheduled_for").fill("2020-01-01T10:00")
     page.locator("#scheduled_until").fill("2099-01-01T11:00")

@@ -332,6 +332,54 @@ def test_changed_server_key_resubscribes_silently(live, page, context, browser_p
     assert message.payload["tag"] == "test"
 
 
+SHOWN_AGAIN_JS = "() => document.dispatchEvent(new Event('visibilitychange'))"  # headless: always visible
+
+
+def test_key_rotated_while_the_page_is_open_renews_when_it_is_shown_again(live, page, browser_push):
+    """An open page does not reload when an admin rotates the keys: when it is shown again (at most
+    once a minute) it looks at the site's key and renews silently, as a load would."""
+    from statuspage.push.keys import generate_keys
+
+    old = browser_push.prepare()
+    browser_push.install()
+    subscribe_in_page(page, live)
+    old_row = subscription_row(live, old.endpoint)
+    feedback = page.locator("#subscribe-feedback").text_content()
+    key_requests: list[str] = []
+    page.on("request", lambda r: key_requests.append(r.url) if r.url.endswith("/api/push/public-key") else None)
+
+    with live.db():
+        generate_keys(force=True)
+        from statuspage.extensions import db
+
+        db.session.commit()
+    new = browser_push.prepare()
+    page.evaluate(browser_push.script())  # the open page's stubbed PushManager knows the new one too
+
+    # Shown again within a minute of the last look at the key: nothing is fetched.
+    page.evaluate(SHOWN_AGAIN_JS)
+    page.wait_for_timeout(500)
+    assert key_requests == []
+
+    page.evaluate("() => { const real = Date.now.bind(Date); Date.now = () => real() + 61 * 1000; }")
+    with page.expect_response(lambda r: r.url.endswith("/api/push/subscriptions")
+                              and r.request.method == "POST") as answer:
+        page.evaluate(SHOWN_AGAIN_JS)
+    assert answer.value.status == 200
+    posted = json.loads(answer.value.request.post_data)
+    assert (posted["endpoint"], posted["oldEndpoint"]) == (new.endpoint, old.endpoint)
+    expect(page.locator("#push-subscribe")).to_have_attribute("data-state", "subscribed")
+    row = subscription_row(live, new.endpoint)
+    assert row["status"] == "active" and row["id"] == old_row["id"]
+    expect(page.locator("#subscribe-feedback")).to_have_text(feedback)  # silently: nothing new said
+    assert len(key_requests) == 1
+
+    # Shown again at once: no second look within the minute.
+    page.evaluate(SHOWN_AGAIN_JS)
+    page.wait_for_timeout(500)
+    assert len(key_requests) == 1
+
+
 # Chromium never fires pushsubscriptionchange (Firefox does when a push service rotates an
 # endpoint), so the test dispatches one in the real service worker, whose pushManager.subscribe
 # hands out the new simulator subscription; the worker's own code does the rest.

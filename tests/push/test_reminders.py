@@ -139,6 +139,31 @@ def test_maintenance_scheduled_at_short_notice_gets_no_instant_reminder(eager_ap
     assert _titles(sim, sub) == ["Maintenance in 15 minutes: Database upgrade"]
 
 
+def test_lead_time_added_after_its_moment_passed_is_not_sent_late(eager_app, sim, eager_api, clock):
+    """Raising the lead times while a maintenance is closer than the new lead: that reminder's
+    moment is already past, so it is never sent (not "in 35 minutes" at once); a lead added whose
+    moment is still ahead goes out at its time; the old ones as before."""
+    sub = _setup(eager_app, eager_api, sim, minutes=[15])
+    _maintenance(eager_api, clock, starts_in=timedelta(minutes=45))
+    clock.advance(minutes=10)
+    r = eager_api.put("/api/v1/push/settings", {"maintenance_reminder_minutes": [60, 30, 15]})
+    assert r.status_code == 200, r.json
+    with eager_app.app_context():
+        run_delayed_jobs(eager_app)
+    _sweep(eager_app)
+    assert sim.received(sub.token) == []
+    clock.advance(minutes=5)  # the added 30-minute lead
+    with eager_app.app_context():
+        run_delayed_jobs(eager_app)
+    _sweep(eager_app)
+    assert _titles(sim, sub) == ["Maintenance in 30 minutes: Database upgrade"]
+    clock.advance(minutes=15)
+    _sweep(eager_app)
+    assert _titles(sim, sub)[1:] == ["Maintenance in 15 minutes: Database upgrade"]
+    _sweep(eager_app)
+    assert len(sim.received(sub.token)) == 2
+
+
 def test_cancelled_maintenance_sends_no_reminder(eager_app, sim, eager_api, clock):
     sub = _setup(eager_app, eager_api, sim)
     completed = _maintenance(eager_api, clock, starts_in=timedelta(hours=2))

@@ -1,5 +1,6 @@
 """last_seen_at (the page re-sends its subscription on visits) and PUSH_STALE_DAYS: subscriptions
-with no successful delivery and no visit for that long are expired by the sweeper."""
+with no successful delivery and no visit for that long are expired by the sweeper; on Apple's push
+service (which can keep answering 201 for a subscription Safari revoked) only visits count."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -67,6 +68,46 @@ def test_sweeper_expires_subscriptions_with_no_delivery_and_no_visit(eager_app, 
     # The browser comes back: its next visit re-sends the subscription and it is active again.
     assert client.post("/api/push/subscriptions", json=bodies[0]).status_code == 200
     assert ph.sub_row(eager_app, silent).status == "active"
+
+
+def test_on_apple_endpoints_only_visits_count_deliveries_do_not(eager_app, eager_api):
+    """Safari can keep answering 201 for a subscription it revoked: a "successful" delivery to an
+    Apple endpoint proves nothing, so only a visit keeps it."""
+    ph.generate_keys(eager_app)
+    client = eager_api.client
+    apple = "https://web.push.apple.com/QG"
+    bodies = {
+        "apple_delivered": ph.browser_subscription(apple + "delivered"),
+        "apple_visited": ph.browser_subscription(apple + "visited"),
+        "apple_young": ph.browser_subscription(apple + "young"),
+        "apple_other_host": ph.browser_subscription("https://api.push.apple.com/3/device/x"),
+        # Not Apple: ".push.apple.com/" appears only in the path of an FCM endpoint.
+        "fcm_lookalike_path": ph.browser_subscription("https://fcm.googleapis.com/fcm/send/x.push.apple.com/y"),
+        "fcm_delivered": ph.browser_subscription(),
+    }
+    ids = {}
+    for name, body in bodies.items():
+        r = client.post("/api/push/subscriptions", json=body)
+        assert r.status_code == 201, r.json
+        ids[name] = r.json["id"]
+    _age(eager_app, ids["apple_delivered"], created=90, active=1, seen=61)
+    _age(eager_app, ids["apple_visited"], created=90, active=None, seen=5)
+    _age(eager_app, ids["apple_young"], created=30, active=None, seen=None)
+    _age(eager_app, ids["apple_other_host"], created=200, active=2, seen=None)
+    _age(eager_app, ids["fcm_lookalike_path"], created=90, active=10, seen=80)
+    _age(eager_app, ids["fcm_delivered"], created=90, active=10, seen=None)
+
+    assert "'stale': 2" in _sweep(eager_app)
+    statuses = {name: (ph.sub_row(eager_app, i).status, ph.sub_row(eager_app, i).status_reason)
+                for name, i in ids.items()}
+    assert statuses == {
+        "apple_delivered": ("expired", "stale: no visit for 60 days"),
+        "apple_visited": ("active", None),
+        "apple_young": ("active", None),
+        "apple_other_host": ("expired", "stale: no visit for 60 days"),
+        "fcm_lookalike_path": ("active", None),
+        "fcm_delivered": ("active", None),
+    }
 
 
 @pytest.mark.app_config(PUSH_STALE_DAYS=0)
