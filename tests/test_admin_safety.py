@@ -461,3 +461,17 @@ def test_the_api_sets_a_lists_order_with_the_same_rules(app, api):
     for body, code in (({"group_id": core, "order": [f"c{b}"]}, 409), ({"order": "c1"}, 400),
                        ({"group_id": 999, "order": []}, 404), ({"order": [f"c{web}", f"g{core}"], "x": 1}, 400)):
         assert api.put("/api/v1/component-order", json=body).status_code == code, body
+
+
+# --- review fixes ---------------------------------------------------------------------------
+
+def test_history_leaves_out_maintenance_still_scheduled_until_it_starts(app, api):
+    api.post("/api/v1/incidents", json={"name": "Past outage", "status": "resolved", "body": "Over."})
+    m = api.post("/api/v1/maintenances", json={"name": "Future upgrade", "scheduled_for": "2099-01-01T10:00:00Z",
+                                               "scheduled_until": "2099-01-01T11:00:00Z"}).get_json()
+    history = api.client.get("/history").get_data(as_text=True)
+    assert "Past outage" in history and "Future upgrade" not in history and "January 2099" not in history
+    assert "Future upgrade" in api.client.get("/").get_data(as_text=True)  # still listed as scheduled there
+    r = api.post(f"/api/v1/maintenances/{m['id']}/updates", json={"status": "in_progress", "body": "Started."})
+    assert r.status_code == 201, r.get_json()
+    assert "Future upgrade" in api.client.get("/history").get_data(as_text=True)
