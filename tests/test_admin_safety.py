@@ -224,11 +224,11 @@ def test_editing_an_update_of_another_incident_is_404(app, api):
     assert r.status_code == 404
 
 
-def test_deleting_an_incident_removes_it_and_its_updates_but_not_components(app, api):
+def test_deleting_an_incident_removes_it_and_its_updates_and_can_leave_components(app, api):
     web = _component(api, "Web")
     incident = _incident(api, {web: "major_outage"})
     api.post(f"/api/v1/incidents/{incident}/updates", json={"body": "more"})
-    assert api.delete(f"/api/v1/incidents/{incident}").status_code == 204
+    assert api.delete(f"/api/v1/incidents/{incident}?restore_components=false").status_code == 204
     assert api.get(f"/api/v1/incidents/{incident}").status_code == 404
     assert api.client.get("/api/v2/incidents.json").get_json()["incidents"] == []
     assert _statuses(app) == {"Web": "major_outage"}
@@ -475,3 +475,69 @@ def test_history_leaves_out_maintenance_still_scheduled_until_it_starts(app, api
     r = api.post(f"/api/v1/maintenances/{m['id']}/updates", json={"status": "in_progress", "body": "Started."})
     assert r.status_code == 201, r.get_json()
     assert "Future upgrade" in api.client.get("/history").get_data(as_text=True)
+
+
+def _client_api_delete(api, path: str, body=None):
+    return api.client.delete(path, json=body, headers=api.headers) if body is not None else api.delete(path)
+
+
+def test_editing_an_updates_text_moves_the_incidents_updated_at(app, api):
+    incident = api.post("/api/v1/incidents", json={"name": "Login slow", "body": "typo"}).get_json()
+    update_id = incident["incident_updates"][0]["id"]
+    before = api.client.get("/api/v2/summary.json").get_json()["incidents"][0]["updated_at"]
+    import time
+
+    time.sleep(1.1)  # the v2 JSON shows whole seconds
+    r = api.patch(f"/api/v1/incidents/{incident['id']}/updates/{update_id}", json={"body": "Fixed text"})
+    assert r.status_code == 200
+    assert r.get_json()["updated_at"] > incident["updated_at"]
+    after = api.client.get("/api/v2/summary.json").get_json()["incidents"][0]["updated_at"]
+    assert after > before
+
+
+def test_deleting_an_unresolved_incident_restores_its_components_by_default(app, api):
+    web, db_, maint = _component(api, "Web"), _component(api, "Database"), _component(api, "Mail")
+    other = _incident(api, {db_: "partial_outage"})
+    incident = _incident(api, {web: "major_outage", db_: "major_outage", maint: "under_maintenance"})
+    assert api.delete(f"/api/v1/incidents/{incident}").status_code == 204
+    # Database is still in the other open incident; Mail is under maintenance.
+    assert _statuses(app) == {"Web": "operational", "Database": "major_outage", "Mail": "under_maintenance"}
+    assert api.get(f"/api/v1/incidents/{other}").status_code == 200
+
+
+def test_delete_restore_components_flag_is_checked(app, api):
+    web = _component(api, "Web")
+    incident = _incident(api, {web: "major_outage"})
+    r = api.delete(f"/api/v1/incidents/{incident}?restore_components=maybe")
+    assert r.status_code == 400 and r.get_json()["field"] == "restore_components"
+    r = _client_api_delete(api, f"/api/v1/incidents/{incident}", {"restore_components": "no"})
+    assert r.status_code == 400 and r.get_json()["field"] == "restore_components"
+    r = _client_api_delete(api, f"/api/v1/incidents/{incident}", {"restore_components": False})
+    assert r.status_code == 204
+    assert _statuses(app) == {"Web": "major_outage"}
+
+
+def test_form_delete_pre_ticks_restoring_the_components(app, api, ui):
+    web, db_ = _component(api, "Web"), _component(api, "Database")
+    first = _incident(api, {web: "major_outage"})
+    second = _incident(api, {db_: "major_outage"})
+    page = ui.post(f"/admin/incidents/{first}/delete").get_data(as_text=True)
+    assert re.search(r'<input type="checkbox" name="restore_components" value="1" checked>', page), page
+    r = ui.post(f"/admin/incidents/{first}/delete", data={"confirm": "yes", "restore_components": "1"})
+    assert r.status_code == 302
+    r = ui.post(f"/admin/incidents/{second}/delete", data={"confirm": "yes"})  # unticked
+    assert r.status_code == 302
+    assert _statuses(app) == {"Web": "operational", "Database": "major_outage"}
+
+
+def test_an_incident_created_resolved_keeps_named_statuses_and_restores_the_rest(app, api):
+    web, db_ = _component(api, "Web"), _component(api, "Database")
+    api.patch(f"/api/v1/components/{db_}", json={"status": "partial_outage"})
+    r = api.post("/api/v1/incidents", json={"name": "Written up later", "status": "resolved", "body": "It was down.",
+                                            "components": {str(web): "major_outage"}, "component_ids": [db_]})
+    assert r.status_code == 201, r.get_json()
+    assert _statuses(app) == {"Web": "major_outage", "Database": "operational"}
+    r = api.post("/api/v1/incidents", json={"name": "Later still", "status": "resolved", "component_ids": [web],
+                                            "restore_components": False})
+    assert r.status_code == 201
+    assert _statuses(app)["Web"] == "major_outage"

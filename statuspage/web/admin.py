@@ -134,9 +134,10 @@ def confirmed() -> bool:
     return request.form.get("confirm") == "yes"
 
 
-def confirm_page(*, title: str, lines: list[str], action: str, button: str, back: str):
+def confirm_page(*, title: str, lines: list[str], action: str, button: str, back: str,
+                 checkboxes: list[dict[str, Any]] | None = None):
     return render_template("admin/confirm.html", title=title, lines=lines, action=action, button=button,
-                           back=back)
+                           back=back, checkboxes=checkboxes)
 
 
 def _local_to_utc(value: str) -> str | None:
@@ -398,6 +399,7 @@ def delete_incident(incident_id: int):
     item = incidents_svc.get_incident(incident_id, kind=None)
     what = "incident" if item.kind == "incident" else "maintenance"
     listing = url_for("admin.incidents" if item.kind == "incident" else "admin.maintenances")
+    restorable = item.kind == "incident" and not item.is_resolved and bool(item.components)
     if not confirmed():
         counts = incidents_svc.notified_count(item)
         if counts["sent"]:
@@ -408,14 +410,19 @@ def delete_incident(incident_id: int):
                         "cannot recall them.")
         else:
             notified = "No notification about it was sent."
+        keep = "" if restorable else " Components keep their current status."
         return confirm_page(
             title=f"Delete the {what} “{item.name}”?",
-            lines=[f"Its {len(item.updates)} update(s) and its public page are deleted. Components keep their "
-                   "current status.", notified,
+            lines=[f"Its {len(item.updates)} update(s) and its public page are deleted.{keep}", notified,
                    "To correct a mistake, edit the update's text instead. This cannot be undone."],
             action=url_for("admin.delete_incident", incident_id=item.id),
-            button=f"Delete {what}", back=url_for("admin.incident", incident_id=item.id))
-    if run_service(incidents_svc.delete_incident, item, success=f"{what.capitalize()} deleted."):
+            button=f"Delete {what}", back=url_for("admin.incident", incident_id=item.id),
+            checkboxes=[{"name": "restore_components", "checked": True,
+                         "label": "Set its components back to Operational (as resolving would; components under "
+                                  "maintenance or in another open incident are left alone)"}] if restorable else None)
+    restore = bool(request.form.get("restore_components"))
+    if run_service(incidents_svc.delete_incident, item, restore_components=restore,
+                   success=f"{what.capitalize()} deleted."):
         return redirect(listing)
     return redirect(url_for("admin.incident", incident_id=item.id))
 
