@@ -541,3 +541,66 @@ def test_an_incident_created_resolved_keeps_named_statuses_and_restores_the_rest
                                             "restore_components": False})
     assert r.status_code == 201
     assert _statuses(app)["Web"] == "major_outage"
+
+
+def _push_form(ui) -> dict[str, list[str]]:
+    """Every field of the triggers form as the page fills it (so that a POST changes nothing)."""
+    page = ui.get("/admin/push").get_data(as_text=True)
+    form = page[page.index('id="trigger-form"'):page.index("</form>", page.index('id="trigger-form"'))]
+    data: dict[str, list[str]] = {"section": ["triggers"]}
+    for name, value in re.findall(r'<input id="[^"]*" name="((?:title|body)-[^"]+)" type="text" value="([^"]*)"', form):
+        data[name] = [value.replace("&#39;", "'").replace("&quot;", '"').replace("&amp;", "&")]
+    for name in re.findall(r'<input type="checkbox" name="(enabled-[^"]+)" value="1" checked', form):
+        data[name] = ["1"]
+    return data
+
+
+def test_push_settings_form_errors_sit_next_to_the_field_and_keep_the_typing(app, api, ui):
+    r = ui.post("/admin/push", data={"section": "settings", "enabled": "1", "icon_url": "/static/mine.png",
+                                     "debounce_seconds": "ten", "maintenance_reminder_minutes": "1440, 60"})
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200
+    assert re.search(r'id="debounce_seconds"[^>]*value="ten" aria-invalid="true" aria-describedby='
+                     r'"error-debounce_seconds"><p class="field-error" id="error-debounce_seconds">Enter', page)
+    assert 'value="/static/mine.png"' in page and 'value="1440, 60"' in page
+    r = ui.post("/admin/push", data={"section": "settings", "icon_url": "javascript:alert(1)",
+                                     "maintenance_reminder_minutes": "60, soon"})
+    page = r.get_data(as_text=True)
+    assert 'id="error-icon_url"' in page and 'value="javascript:alert(1)"' in page
+    assert 'value="60, soon"' in page
+    assert api.get("/api/v1/push/settings").get_json()["icon_url"] in (None, "")
+
+
+def test_trigger_form_errors_name_their_row_and_keep_the_typing(app, api, ui):
+    data = _push_form(ui)
+    data["title-incident.resolved"] = ["Fixed: {incident_name}"]
+    data["title-incident.created"] = ["Down: {nope}"]
+    r = ui.post("/admin/push", data=data)
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200
+    assert ('aria-describedby="error-title_template-incident.created"><p class="field-error" '
+            'id="error-title_template-incident.created">The title uses {nope}, which is not a placeholder') in page
+    assert 'value="Down: {nope}"' in page and 'value="Fixed: {incident_name}"' in page
+    triggers = {t["event_type"] if "event_type" in t else t["event"]: t for t in api.get("/api/v1/triggers").get_json()}
+    assert triggers["incident.resolved"]["title_template"] != "Fixed: {incident_name}"  # nothing saved
+
+
+def test_composer_component_errors_show_under_the_picker(app, api, ui):
+    r = ui.post("/admin/incidents/new", data={"name": "x", "status": "investigating", "affected": ["abc"]})
+    page = r.get_data(as_text=True)
+    assert 'id="error-components"' in page and "component_ids" not in page.split('id="error-components"')[1][:200]
+
+
+def test_form_past_maintenance_message_does_not_name_the_api_flag(app, api, ui):
+    from datetime import timedelta
+
+    from statuspage.timeutil import utcnow
+
+    start = (utcnow() - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    end = (utcnow() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    page = ui.post("/admin/maintenances/new", data={"name": "Old", "scheduled_for": start,
+                                                    "scheduled_until": end}).get_data(as_text=True)
+    assert 'id="error-scheduled_until">The end is in the past' in page and "allow_past)" not in page
+    r = api.post("/api/v1/maintenances", json={"name": "Old", "scheduled_for": start + ":00Z",
+                                               "scheduled_until": end + ":00Z"})
+    assert "(allow_past)" in r.get_json()["error"]  # the API still names it
