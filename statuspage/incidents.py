@@ -40,7 +40,8 @@ from .models import (
 from .reminders import schedule_reminders
 from .timeutil import utcnow
 
-INCIDENT_FIELDS = ("name", "status", "impact", "body", "components", "component_ids", "notify")
+INCIDENT_FIELDS = ("name", "status", "impact", "body", "components", "component_ids", "notify",
+                   "restore_components")
 UPDATE_FIELDS = ("status", "body", "components", "component_ids", "notify", "impact", "restore_components")
 MAINTENANCE_FIELDS = (
     "name", "status", "body", "scheduled_for", "scheduled_until", "components", "component_ids",
@@ -146,6 +147,7 @@ def create_incident(data: dict[str, Any]) -> Incident:
     impact = v.choice(data, "impact", INCIDENT_IMPACTS, default="minor")
     body = _body(data)
     notify = v.boolean(data, "notify", default=True)
+    restore = v.boolean(data, "restore_components", default=True)
     changes = _component_changes(data)
     now = utcnow()
     incident = Incident(kind="incident", name=name, status=status, impact=impact, created_at=now, updated_at=now,
@@ -153,6 +155,16 @@ def create_incident(data: dict[str, Any]) -> Incident:
     _stamp_status(incident, status, now)
     db.session.add(incident)
     db.session.flush()
+    if incident.is_resolved and restore:
+        # Recorded already resolved (an outage written up after the fact). A status the request
+        # names is what the admin says the component is now: kept, even an outage. A component
+        # named without a status (component_ids) is restored as resolving would restore it, with
+        # the same exceptions (under maintenance, still in another open incident). Nothing named:
+        # nothing to restore.
+        for cid in changes:
+            if get_component(cid) not in incident.components:
+                incident.components.append(get_component(cid))
+        changes = {**changes, **_restored_components(incident, changes)}
     before = _apply_component_changes(incident, changes, notify)
     update = IncidentUpdate(incident=incident, status=status, body=body, created_at=now,
                             affected_components=_affected(incident, before), deliver_notifications=notify)
@@ -468,6 +480,8 @@ def edit_update(incident: Incident, update_id: int, data: dict[str, Any]) -> Inc
         return update  # nothing to correct: not marked edited
     update.body = body
     update.edited_at = utcnow()
+    # The live page and summary.json notice changes by the incident's updated_at.
+    incident.updated_at = update.edited_at
     db.session.flush()
     if notify:
         record_event("incident.updated", incident_id=incident.id, notify=True,
@@ -475,12 +489,18 @@ def edit_update(incident: Incident, update_id: int, data: dict[str, Any]) -> Inc
     return update
 
 
-def delete_incident(incident: Incident) -> dict[str, int]:
-    """Delete an incident or maintenance with its updates (components keep their current status).
+def delete_incident(incident: Incident, *, restore_components: bool = True) -> dict[str, int]:
+    """Delete an incident or maintenance with its updates. Deleting an unresolved incident puts its
+    components back to operational as resolving it would (restore_components, default true; the
+    same exceptions: under maintenance, or still in another open incident), quietly: a deleted
+    incident was a mistake, and a notification would point at a page that no longer exists.
     Notifications already sent cannot be recalled: returns how many went out, for the admin's
     confirmation message."""
     incident = _lock(incident)
     sent = notified_count(incident)
+    if incident.kind == "incident" and not incident.is_resolved and restore_components:
+        for cid, status in _restored_components(incident, {}).items():
+            set_component_status(get_component(cid), status, notify=False)
     # Notifications not yet on their way (a component's debounce window) would point at a page
     # that no longer exists: they are dropped. Those already sending finish.
     db.session.execute(

@@ -224,11 +224,11 @@ def test_editing_an_update_of_another_incident_is_404(app, api):
     assert r.status_code == 404
 
 
-def test_deleting_an_incident_removes_it_and_its_updates_but_not_components(app, api):
+def test_deleting_an_incident_removes_it_and_its_updates_and_can_leave_components(app, api):
     web = _component(api, "Web")
     incident = _incident(api, {web: "major_outage"})
     api.post(f"/api/v1/incidents/{incident}/updates", json={"body": "more"})
-    assert api.delete(f"/api/v1/incidents/{incident}").status_code == 204
+    assert api.delete(f"/api/v1/incidents/{incident}?restore_components=false").status_code == 204
     assert api.get(f"/api/v1/incidents/{incident}").status_code == 404
     assert api.client.get("/api/v2/incidents.json").get_json()["incidents"] == []
     assert _statuses(app) == {"Web": "major_outage"}
@@ -470,3 +470,146 @@ def test_the_api_sets_a_lists_order_with_the_same_rules(app, api):
     for body, code in (({"group_id": core, "order": [f"c{b}"]}, 409), ({"order": "c1"}, 400),
                        ({"group_id": 999, "order": []}, 404), ({"order": [f"c{web}", f"g{core}"], "x": 1}, 400)):
         assert api.put("/api/v1/component-order", json=body).status_code == code, body
+
+
+# --- review fixes ---------------------------------------------------------------------------
+
+def test_history_leaves_out_maintenance_still_scheduled_until_it_starts(app, api):
+    api.post("/api/v1/incidents", json={"name": "Past outage", "status": "resolved", "body": "Over."})
+    m = api.post("/api/v1/maintenances", json={"name": "Future upgrade", "scheduled_for": "2099-01-01T10:00:00Z",
+                                               "scheduled_until": "2099-01-01T11:00:00Z"}).get_json()
+    history = api.client.get("/history").get_data(as_text=True)
+    assert "Past outage" in history and "Future upgrade" not in history and "January 2099" not in history
+    assert "Future upgrade" in api.client.get("/").get_data(as_text=True)  # still listed as scheduled there
+    r = api.post(f"/api/v1/maintenances/{m['id']}/updates", json={"status": "in_progress", "body": "Started."})
+    assert r.status_code == 201, r.get_json()
+    assert "Future upgrade" in api.client.get("/history").get_data(as_text=True)
+
+
+def _client_api_delete(api, path: str, body=None):
+    return api.client.delete(path, json=body, headers=api.headers) if body is not None else api.delete(path)
+
+
+def test_editing_an_updates_text_moves_the_incidents_updated_at(app, api):
+    incident = api.post("/api/v1/incidents", json={"name": "Login slow", "body": "typo"}).get_json()
+    update_id = incident["incident_updates"][0]["id"]
+    before = api.client.get("/api/v2/summary.json").get_json()["incidents"][0]["updated_at"]
+    import time
+
+    time.sleep(1.1)  # the v2 JSON shows whole seconds
+    r = api.patch(f"/api/v1/incidents/{incident['id']}/updates/{update_id}", json={"body": "Fixed text"})
+    assert r.status_code == 200
+    assert r.get_json()["updated_at"] > incident["updated_at"]
+    after = api.client.get("/api/v2/summary.json").get_json()["incidents"][0]["updated_at"]
+    assert after > before
+
+
+def test_deleting_an_unresolved_incident_restores_its_components_by_default(app, api):
+    web, db_, maint = _component(api, "Web"), _component(api, "Database"), _component(api, "Mail")
+    other = _incident(api, {db_: "partial_outage"})
+    incident = _incident(api, {web: "major_outage", db_: "major_outage", maint: "under_maintenance"})
+    assert api.delete(f"/api/v1/incidents/{incident}").status_code == 204
+    # Database is still in the other open incident; Mail is under maintenance.
+    assert _statuses(app) == {"Web": "operational", "Database": "major_outage", "Mail": "under_maintenance"}
+    assert api.get(f"/api/v1/incidents/{other}").status_code == 200
+
+
+def test_delete_restore_components_flag_is_checked(app, api):
+    web = _component(api, "Web")
+    incident = _incident(api, {web: "major_outage"})
+    r = api.delete(f"/api/v1/incidents/{incident}?restore_components=maybe")
+    assert r.status_code == 400 and r.get_json()["field"] == "restore_components"
+    r = _client_api_delete(api, f"/api/v1/incidents/{incident}", {"restore_components": "no"})
+    assert r.status_code == 400 and r.get_json()["field"] == "restore_components"
+    r = _client_api_delete(api, f"/api/v1/incidents/{incident}", {"restore_components": False})
+    assert r.status_code == 204
+    assert _statuses(app) == {"Web": "major_outage"}
+
+
+def test_form_delete_pre_ticks_restoring_the_components(app, api, ui):
+    web, db_ = _component(api, "Web"), _component(api, "Database")
+    first = _incident(api, {web: "major_outage"})
+    second = _incident(api, {db_: "major_outage"})
+    page = ui.post(f"/admin/incidents/{first}/delete").get_data(as_text=True)
+    assert re.search(r'<input type="checkbox" name="restore_components" value="1" checked>', page), page
+    r = ui.post(f"/admin/incidents/{first}/delete", data={"confirm": "yes", "restore_components": "1"})
+    assert r.status_code == 302
+    r = ui.post(f"/admin/incidents/{second}/delete", data={"confirm": "yes"})  # unticked
+    assert r.status_code == 302
+    assert _statuses(app) == {"Web": "operational", "Database": "major_outage"}
+
+
+def test_an_incident_created_resolved_keeps_named_statuses_and_restores_the_rest(app, api):
+    web, db_ = _component(api, "Web"), _component(api, "Database")
+    api.patch(f"/api/v1/components/{db_}", json={"status": "partial_outage"})
+    r = api.post("/api/v1/incidents", json={"name": "Written up later", "status": "resolved", "body": "It was down.",
+                                            "components": {str(web): "major_outage"}, "component_ids": [db_]})
+    assert r.status_code == 201, r.get_json()
+    assert _statuses(app) == {"Web": "major_outage", "Database": "operational"}
+    r = api.post("/api/v1/incidents", json={"name": "Later still", "status": "resolved", "component_ids": [web],
+                                            "restore_components": False})
+    assert r.status_code == 201
+    assert _statuses(app)["Web"] == "major_outage"
+
+
+def _push_form(ui) -> dict[str, list[str]]:
+    """Every field of the triggers form as the page fills it (so that a POST changes nothing)."""
+    page = ui.get("/admin/push").get_data(as_text=True)
+    form = page[page.index('id="trigger-form"'):page.index("</form>", page.index('id="trigger-form"'))]
+    data: dict[str, list[str]] = {"section": ["triggers"]}
+    for name, value in re.findall(r'<input id="[^"]*" name="((?:title|body)-[^"]+)" type="text" value="([^"]*)"', form):
+        data[name] = [value.replace("&#39;", "'").replace("&quot;", '"').replace("&amp;", "&")]
+    for name in re.findall(r'<input type="checkbox" name="(enabled-[^"]+)" value="1" checked', form):
+        data[name] = ["1"]
+    return data
+
+
+def test_push_settings_form_errors_sit_next_to_the_field_and_keep_the_typing(app, api, ui):
+    r = ui.post("/admin/push", data={"section": "settings", "enabled": "1", "icon_url": "/static/mine.png",
+                                     "debounce_seconds": "ten", "maintenance_reminder_minutes": "1440, 60"})
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200
+    assert re.search(r'id="debounce_seconds"[^>]*value="ten" aria-invalid="true" aria-describedby='
+                     r'"error-debounce_seconds"><p class="field-error" id="error-debounce_seconds">Enter', page)
+    assert 'value="/static/mine.png"' in page and 'value="1440, 60"' in page
+    r = ui.post("/admin/push", data={"section": "settings", "icon_url": "javascript:alert(1)",
+                                     "maintenance_reminder_minutes": "60, soon"})
+    page = r.get_data(as_text=True)
+    assert 'id="error-icon_url"' in page and 'value="javascript:alert(1)"' in page
+    assert 'value="60, soon"' in page
+    assert api.get("/api/v1/push/settings").get_json()["icon_url"] in (None, "")
+
+
+def test_trigger_form_errors_name_their_row_and_keep_the_typing(app, api, ui):
+    data = _push_form(ui)
+    data["title-incident.resolved"] = ["Fixed: {incident_name}"]
+    data["title-incident.created"] = ["Down: {nope}"]
+    r = ui.post("/admin/push", data=data)
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200
+    assert ('aria-describedby="error-title_template-incident.created"><p class="field-error" '
+            'id="error-title_template-incident.created">The title uses {nope}, which is not a placeholder') in page
+    assert 'value="Down: {nope}"' in page and 'value="Fixed: {incident_name}"' in page
+    triggers = {t["event_type"] if "event_type" in t else t["event"]: t for t in api.get("/api/v1/triggers").get_json()}
+    assert triggers["incident.resolved"]["title_template"] != "Fixed: {incident_name}"  # nothing saved
+
+
+def test_composer_component_errors_show_under_the_picker(app, api, ui):
+    r = ui.post("/admin/incidents/new", data={"name": "x", "status": "investigating", "affected": ["abc"]})
+    page = r.get_data(as_text=True)
+    assert 'id="error-components"' in page and "component_ids" not in page.split('id="error-components"')[1][:200]
+
+
+def test_form_past_maintenance_message_does_not_name_the_api_flag(app, api, ui):
+    from datetime import timedelta
+
+    from statuspage.timeutil import utcnow
+
+    start = (utcnow() - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    end = (utcnow() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    page = ui.post("/admin/maintenances/new", data={"name": "Old", "scheduled_for": start,
+                                                    "scheduled_until": end}).get_data(as_text=True)
+    assert 'id="error-scheduled_until">The end is in the past' in page and "allow_past)" not in page
+    r = api.post("/api/v1/maintenances", json={"name": "Old", "scheduled_for": start + ":00Z",
+                                               "scheduled_until": end + ":00Z"})
+    assert "(allow_past)" in r.get_json()["error"]  # the API still names it

@@ -2,12 +2,22 @@
 // convenience: the server applies the same rules without JavaScript.
 (function () {
   // The composer: picking a status for a component ticks that component (the server counts a
-  // picked status as selecting it too, so nothing is silently dropped).
+  // picked status as selecting it too, so nothing is silently dropped). Going back to "Keep
+  // status" unticks it again if this script ticked it (not if the admin ticked it by hand).
   document.querySelectorAll('select[data-selects]').forEach((select) => {
+    const box = select.form && select.form.querySelector(`input[name=affected][value="${select.dataset.selects}"]`);
+    if (!box) return;
+    box.addEventListener('change', (event) => {
+      if (event.isTrusted) delete box.dataset.tickedByStatus; // the admin's own choice now
+    });
     select.addEventListener('change', () => {
-      const box = select.form && select.form.querySelector(`input[name=affected][value="${select.dataset.selects}"]`);
-      if (box && select.value && !box.checked) {
+      if (select.value && !box.checked) {
         box.checked = true;
+        box.dataset.tickedByStatus = '1';
+        box.dispatchEvent(new Event('change', { bubbles: true }));
+      } else if (!select.value && box.checked && box.dataset.tickedByStatus) {
+        box.checked = false;
+        delete box.dataset.tickedByStatus;
         box.dispatchEvent(new Event('change', { bubbles: true }));
       }
     });

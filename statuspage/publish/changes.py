@@ -67,9 +67,16 @@ def _component(obj: Component, how: How) -> Iterable[str]:
 
 def _incident(obj: Incident, how: How) -> Iterable[str]:
     targets = [Topic.INCIDENTS, incident_target(obj.id)]
-    if how is not How.CHANGED or _changed(obj) & {"created_at", "scheduled_for", "kind"}:
+    if how is not How.CHANGED or _changed(obj) & {"created_at", "scheduled_for", "kind"} \
+            or _left_or_entered_scheduled(obj):
         targets.append(Topic.INCIDENT_LIST)  # paged lists (history) shift
     return targets
+
+
+def _left_or_entered_scheduled(obj: Incident) -> bool:
+    """History leaves out scheduled maintenance: its start (or a step back) adds or removes a row."""
+    history = inspect(obj).attrs.status.history
+    return history.has_changes() and "scheduled" in (*history.added, *history.deleted)
 
 
 def _update(obj: IncidentUpdate, how: How) -> Iterable[str]:
@@ -125,7 +132,7 @@ def _bulk_incidents(state: ORMExecuteState) -> Iterable[str]:
     if ids is None or state.is_insert:
         return (Topic.ALL,)
     targets: list[str] = [Topic.INCIDENTS, *(incident_target(i) for i in ids)]
-    if state.is_delete or _bulk_values(state) & {"created_at", "scheduled_for", "kind"}:
+    if state.is_delete or _bulk_values(state) & {"created_at", "scheduled_for", "kind", "status"}:
         targets.append(Topic.INCIDENT_LIST)
     return targets
 

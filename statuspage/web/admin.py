@@ -120,12 +120,21 @@ def run_service(fn, *args, success: str | None = None, scope: str = "", labels: 
     except ServiceError as exc:
         rollback()
         message = plain_message(exc.message, exc.field, labels)
-        g.setdefault("form_errors", {})[scope + (exc.field or "")] = message
+        g.setdefault("form_errors", {})[scope + form_field(exc.field)] = message
         flash(message, "error")
         return None
     if success:
         flash(success, "success")
     return result if result is not None else True
+
+
+# Service fields shown under another form field: the composer's picker (`components`) carries both
+# the statuses and the ticked components (`component_ids`).
+FORM_FIELDS = {"component_ids": "components"}
+
+
+def form_field(field: str | None) -> str:
+    return FORM_FIELDS.get(field or "", field or "")
 
 
 def confirmed() -> bool:
@@ -134,9 +143,10 @@ def confirmed() -> bool:
     return request.form.get("confirm") == "yes"
 
 
-def confirm_page(*, title: str, lines: list[str], action: str, button: str, back: str):
+def confirm_page(*, title: str, lines: list[str], action: str, button: str, back: str,
+                 checkboxes: list[dict[str, Any]] | None = None):
     return render_template("admin/confirm.html", title=title, lines=lines, action=action, button=button,
-                           back=back)
+                           back=back, checkboxes=checkboxes)
 
 
 def _local_to_utc(value: str) -> str | None:
@@ -193,7 +203,7 @@ def _form_data(build, form, scope: str) -> dict[str, Any] | None:
         return build(form)
     except ServiceError as exc:
         message = plain_message(exc.message, exc.field)
-        g.setdefault("form_errors", {})[scope + (exc.field or "")] = message
+        g.setdefault("form_errors", {})[scope + form_field(exc.field)] = message
         flash(message, "error")
         return None
 
@@ -398,6 +408,7 @@ def delete_incident(incident_id: int):
     item = incidents_svc.get_incident(incident_id, kind=None)
     what = "incident" if item.kind == "incident" else "maintenance"
     listing = url_for("admin.incidents" if item.kind == "incident" else "admin.maintenances")
+    restorable = item.kind == "incident" and not item.is_resolved and bool(item.components)
     if not confirmed():
         counts = incidents_svc.notified_count(item)
         if counts["sent"]:
@@ -408,14 +419,19 @@ def delete_incident(incident_id: int):
                         "cannot recall them.")
         else:
             notified = "No notification about it was sent."
+        keep = "" if restorable else " Components keep their current status."
         return confirm_page(
             title=f"Delete the {what} “{item.name}”?",
-            lines=[f"Its {len(item.updates)} update(s) and its public page are deleted. Components keep their "
-                   "current status.", notified,
+            lines=[f"Its {len(item.updates)} update(s) and its public page are deleted.{keep}", notified,
                    "To correct a mistake, edit the update's text instead. This cannot be undone."],
             action=url_for("admin.delete_incident", incident_id=item.id),
-            button=f"Delete {what}", back=url_for("admin.incident", incident_id=item.id))
-    if run_service(incidents_svc.delete_incident, item, success=f"{what.capitalize()} deleted."):
+            button=f"Delete {what}", back=url_for("admin.incident", incident_id=item.id),
+            checkboxes=[{"name": "restore_components", "checked": True,
+                         "label": "Set its components back to Operational (as resolving would; components under "
+                                  "maintenance or in another open incident are left alone)"}] if restorable else None)
+    restore = bool(request.form.get("restore_components"))
+    if run_service(incidents_svc.delete_incident, item, restore_components=restore,
+                   success=f"{what.capitalize()} deleted."):
         return redirect(listing)
     return redirect(url_for("admin.incident", incident_id=item.id))
 
@@ -476,49 +492,96 @@ def new_maintenance():
 
 # --- push: settings, triggers, subscriptions, deliveries ------------------------------------
 
+def _push_settings_data(form) -> dict[str, Any]:
+    data: dict[str, Any] = {"enabled": bool(form.get("enabled")), "icon_url": form.get("icon_url", ""),
+                            "badge_url": form.get("badge_url", "")}
+    if "payload_format" in form:
+        data["payload_format"] = form["payload_format"]
+    if form.get("debounce_seconds", "").strip():
+        data["debounce_seconds"] = parse_int(form["debounce_seconds"].strip(), "debounce_seconds")
+    if "maintenance_reminder_minutes" in form:  # text, "1440, 60"; empty = no reminders
+        data["maintenance_reminder_minutes"] = form["maintenance_reminder_minutes"]
+    return data
+
+
+def _trigger_changes(form) -> dict[str, dict[str, Any]]:
+    changes = {}
+    for event_type in ensure_triggers():
+        changes[event_type] = {
+            "enabled": bool(form.get(f"enabled-{event_type}")),
+            "title_template": form.get(f"title-{event_type}", ""),
+            "body_template": form.get(f"body-{event_type}", ""),
+            "urgency": form.get(f"urgency-{event_type}", "normal"),
+            "component_ids": form.getlist(f"components-{event_type}"),
+        }
+        if has_impact(event_type):
+            changes[event_type]["min_impact"] = form.get(f"min_impact-{event_type}") or None
+    return changes
+
+
+def _save_triggers(changes: dict[str, dict[str, Any]]) -> None:
+    """update_triggers, one event at a time so that an error names its row: its field becomes
+    `<field>-<event type>` (the form's control names), in the form's words."""
+    for event_type, row in changes.items():
+        try:
+            update_triggers({event_type: row})
+        except ServiceError as exc:
+            exc.message = plain_message(exc.message, exc.field)
+            exc.field = f"{exc.field or 'title_template'}-{event_type}"
+            raise
+
+
 @bp.route("/push", methods=["GET", "POST"])
 def push_settings():
+    typed_settings: dict[str, Any] = {}
+    typed_triggers: dict[str, dict[str, Any]] = {}
     if request.method == "POST":
         if not current_user.is_admin:
             abort(403)
         form = request.form
         if form.get("section") == "settings":
-            data = {"enabled": bool(form.get("enabled")), "icon_url": form.get("icon_url", ""),
-                    "badge_url": form.get("badge_url", "")}
-            if "payload_format" in form:
-                data["payload_format"] = form["payload_format"]
-            if form.get("debounce_seconds", "").strip():
-                data["debounce_seconds"] = parse_int(form["debounce_seconds"].strip(), "debounce_seconds")
-            if "maintenance_reminder_minutes" in form:  # text, "1440, 60"; empty = no reminders
-                data["maintenance_reminder_minutes"] = form["maintenance_reminder_minutes"]
-            run_service(update_settings, data, success="Push settings saved.")
+            data = _form_data(_push_settings_data, form, "")
+            if data is not None and run_service(update_settings, data, success="Push settings saved."):
+                return redirect(url_for("admin.push_settings"))
+            # Shown again as typed, with the message next to its field.
+            typed_settings = {"enabled": bool(form.get("enabled")), "icon_url": form.get("icon_url", ""),
+                              "badge_url": form.get("badge_url", ""),
+                              "debounce_seconds": form.get("debounce_seconds", ""),
+                              "payload_format": form.get("payload_format", "auto"),
+                              "maintenance_reminder_minutes": form.get("maintenance_reminder_minutes", "")}
         elif form.get("section") == "triggers":
-            changes = {}
-            for event_type in ensure_triggers():
-                changes[event_type] = {
-                    "enabled": bool(form.get(f"enabled-{event_type}")),
-                    "title_template": form.get(f"title-{event_type}", ""),
-                    "body_template": form.get(f"body-{event_type}", ""),
-                    "urgency": form.get(f"urgency-{event_type}", "normal"),
-                    "component_ids": form.getlist(f"components-{event_type}"),
-                }
-                if has_impact(event_type):
-                    changes[event_type]["min_impact"] = form.get(f"min_impact-{event_type}") or None
-            run_service(update_triggers, changes, success="Triggers saved.")
-        return redirect(url_for("admin.push_settings"))
+            changes = _trigger_changes(form)
+            if run_service(_save_triggers, changes, success="Triggers saved."):
+                return redirect(url_for("admin.push_settings"))
+            typed_triggers = changes
+        else:
+            return redirect(url_for("admin.push_settings"))
     try:
         keys, key_error = current_keys(), None
     except KeysUnavailable as exc:
         keys, key_error = None, str(exc)
-    settings = get_settings()
+    settings = {**settings_dict(get_settings()), **typed_settings}
     triggers = ensure_triggers()
     key_admin = key_management()
     commit()
+    rows = [_typed_trigger(t, typed_triggers.get(t.event_type)) for t in triggers.values()]
     return render_template("admin/push.html", keys=keys, key_error=key_error, key_admin=key_admin,
-                           settings=settings_dict(settings),
-                           triggers=triggers.values(), placeholders=PLACEHOLDERS, urgencies=URGENCIES,
+                           settings=settings,
+                           triggers=rows, placeholders=PLACEHOLDERS, urgencies=URGENCIES,
                            impacts=[i for i in INCIDENT_IMPACTS if i != "none"], has_impact=has_impact,
                            components=components_svc.list_components(), **_preview_context())
+
+
+def _typed_trigger(trigger, typed: dict[str, Any] | None) -> dict[str, Any]:
+    """A trigger row for the form: as stored, or as the admin typed it when saving failed."""
+    row = {"event_type": trigger.event_type, "enabled": trigger.enabled, "title_template": trigger.title_template,
+           "body_template": trigger.body_template, "urgency": trigger.urgency, "min_impact": trigger.min_impact,
+           "component_ids": trigger.component_ids or []}
+    if typed:
+        ids = [ascii_int(i) for i in typed.get("component_ids") or []]
+        row.update({k: typed[k] for k in ("enabled", "title_template", "body_template", "urgency") if k in typed},
+                   min_impact=typed.get("min_impact"), component_ids=[i for i in ids if i is not None])
+    return row
 
 
 @bp.post("/push/keys/generate")

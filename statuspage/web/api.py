@@ -216,9 +216,26 @@ def patch_incident_update(incident_id: int, update_id: int):
 @bp.delete("/incidents/<int:incident_id>")
 @token_required
 def delete_incident(incident_id: int):
-    incidents_svc.delete_incident(incidents_svc.get_incident(incident_id))
+    incident = incidents_svc.get_incident(incident_id)
+    incidents_svc.delete_incident(incident, restore_components=_restore_components_flag())
     commit()
     return "", 204
+
+
+def _restore_components_flag() -> bool:
+    """DELETE's `restore_components` (default true): a query parameter (`?restore_components=false`)
+    or a JSON body `{"restore_components": false}`."""
+    raw = request.args.get("restore_components")
+    if raw is not None:
+        value = {"true": True, "1": True, "false": False, "0": False}.get(raw.strip().lower())
+        if value is None:
+            raise ValidationError("restore_components must be true or false", field="restore_components")
+        return value
+    if not request.get_data(cache=True).strip():
+        return True
+    data = json_body()
+    v.require_object(data, ("restore_components",), what="request")
+    return bool(v.boolean(data, "restore_components", default=True))
 
 
 @bp.put("/incidents/<int:incident_id>/postmortem")

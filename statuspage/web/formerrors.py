@@ -30,6 +30,10 @@ LABELS = {
     "maintenance_reminder_minutes": "the reminder lead times",
     "payload_format": "the message format",
     "subject": "the contact subject",
+    "title_template": "the title",
+    "body_template": "the body",
+    "urgency": "the urgency",
+    "min_impact": "the minimum impact",
 }
 
 _RULES: list[tuple[re.Pattern[str], str]] = [
@@ -45,6 +49,10 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^(?P<f>\w+) must be at least (?P<n>-?\d+)$"), "{Label} must be at least {n}."),
     (re.compile(r"^(?P<f>\w+) must be at most (?P<n>-?\d+)$"), "{Label} must be at most {n}."),
     (re.compile(r"^scheduled_until must be after scheduled_for$"), "The end must be after the start."),
+    (re.compile(r"^(?P<f>\w+): unknown placeholder \{(?P<n>[^}]*)\}.*$"),
+     "{Label} uses {{{n}}}, which is not a placeholder: use only those listed above."),
+    (re.compile(r"^(?P<f>\w+): component (?P<n>\d+) does not exist$"),
+     "Component {n} no longer exists (deleted meanwhile?): reload the page and choose again."),
 ]
 
 
@@ -56,6 +64,9 @@ def label(field: str | None, labels: dict[str, str] | None = None) -> str:
 def plain_message(message: str, field: str | None, labels: dict[str, str] | None = None) -> str:
     """The service's `message` about `field`, in the words of the form."""
     merged = {**LABELS, **(labels or {})}
+    # The API's name for the confirmation ("... (allow_past).") means nothing on a form: the form
+    # shows its own "confirm" box next to the field.
+    message = message.replace(" (allow_past)", "")
     for pattern, template in _RULES:
         match = pattern.match(message)
         if match:

@@ -73,7 +73,12 @@ def build_openapi() -> dict[str, Any]:
             "status": {"enum": [st for st in INCIDENT_STATUSES if st != "postmortem"],
                        "description": "postmortem comes with publishing one (PUT .../postmortem)"},
             "impact": {"enum": list(INCIDENT_IMPACTS)}, "body": {"type": "string"},
-            "components": COMPONENTS_MAP, "component_ids": IDS, "notify": {"type": "boolean"}}},
+            "components": COMPONENTS_MAP, "component_ids": IDS, "notify": {"type": "boolean"},
+            "restore_components": {
+                "type": "boolean", "default": True,
+                "description": "created already resolved: components named in `component_ids` (without a "
+                               "status) go back to operational as resolving would; statuses named in "
+                               "`components` are kept"}}},
         "UpdateInput": {"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
             "status": {"type": "string", "enum": list(INCIDENT_STATUSES) + list(MAINTENANCE_STATUSES)},
             "body": {"type": "string", "description": "an update without a body must change the status, the "
@@ -197,8 +202,12 @@ def build_openapi() -> dict[str, Any]:
         },
         "/api/v1/incidents/{incident_id}": {
             "parameters": [_id_param("incident_id")], "get": _op("Get an incident", resp=_ref("Incident")),
-            "delete": _op("Delete an incident and its updates (notifications already sent stay sent; components "
-                          "keep their status)", ok=204)},
+            "delete": {**_op("Delete an incident and its updates (notifications already sent stay sent). An "
+                             "unresolved incident's components go back to operational as resolving would, "
+                             "quietly, unless restore_components is false (query parameter, or a JSON body "
+                             "{\"restore_components\": false})", ok=204),
+                       "parameters": [{"name": "restore_components", "in": "query", "required": False,
+                                       "schema": {"type": "boolean", "default": True}}]}},
         "/api/v1/incidents/{incident_id}/updates/{update_id}": {
             "parameters": [_id_param("incident_id"), _id_param("update_id")],
             "patch": _op("Edit an update's text (marked edited; no notification unless notify)",

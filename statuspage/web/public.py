@@ -73,8 +73,13 @@ def _history_order():
     return func.coalesce(Incident.scheduled_for, Incident.created_at)
 
 
+# Maintenance still 'scheduled' has not happened: / lists it under scheduled maintenance, and history
+# would otherwise show it under a future month. It joins the history when it starts (or is called off).
+_IN_HISTORY = Incident.status != "scheduled"
+
+
 def _history_pages() -> int:
-    total = db.session.execute(select(func.count(Incident.id))).scalar_one()
+    total = db.session.execute(select(func.count(Incident.id)).where(_IN_HISTORY)).scalar_one()
     return max(1, (total + HISTORY_PAGE_SIZE - 1) // HISTORY_PAGE_SIZE)
 
 
@@ -83,7 +88,7 @@ def _history(ctx: RenderContext, page: int) -> Rendered:
     if page > pages:
         abort(404)
     items = db.session.execute(
-        select(Incident).order_by(_history_order().desc(), Incident.id.desc())
+        select(Incident).where(_IN_HISTORY).order_by(_history_order().desc(), Incident.id.desc())
         .limit(HISTORY_PAGE_SIZE).offset((page - 1) * HISTORY_PAGE_SIZE)
     ).scalars().all()
     return ctx.html("history.html", months=history_months(items), page=page, pages=pages)
@@ -123,10 +128,10 @@ def first_substantive_update(item: Incident) -> IncidentUpdate | None:
 
 def _history_page_of(incident_id: int) -> int | None:
     item = db.session.get(Incident, incident_id)
-    if item is None:
+    if item is None or item.status == "scheduled":
         return None
     key = item.scheduled_for or item.created_at
-    before = db.session.execute(select(func.count(Incident.id)).where(or_(
+    before = db.session.execute(select(func.count(Incident.id)).where(_IN_HISTORY, or_(
         _history_order() > key, and_(_history_order() == key, Incident.id > item.id)))).scalar_one()
     return before // HISTORY_PAGE_SIZE + 1
 

@@ -219,3 +219,27 @@ def test_ordering_by_keyboard_buttons_and_by_drag(live, sized):
         for component_id in ids:
             api.delete(f"/api/v1/components/{component_id}")
         api.delete(f"/api/v1/component-groups/{group}")
+
+
+def test_keep_status_again_unticks_what_picking_a_status_ticked(live, sized):
+    page, _size = sized
+    api = _api(live)
+    names = [_unique("Undo"), _unique("Manual")]
+    ids = [api.post("/api/v1/components", json={"name": n}).get_json()["id"] for n in names]
+    try:
+        page.goto(live.url + "/admin/incidents/new")
+        auto_box, manual_box = (page.locator(f"input[name=affected][value='{i}']") for i in ids)
+        auto, manual = (page.get_by_label(f"New status of {n}") for n in names)
+        auto.select_option("major_outage")
+        expect(auto_box).to_be_checked()
+        auto.select_option("partial_outage")
+        auto.select_option("")  # "Keep status": the script's tick goes with it
+        expect(auto_box).not_to_be_checked()
+        # Ticked by hand first: choosing a status and then "Keep status" leaves it ticked.
+        manual_box.check()
+        manual.select_option("degraded_performance")
+        manual.select_option("")
+        expect(manual_box).to_be_checked()
+    finally:
+        for i in ids:
+            api.delete(f"/api/v1/components/{i}")

@@ -258,3 +258,44 @@ def test_the_page_follows_changes_live_with_etags_and_announces_them(live, visit
         api_call(live, "POST", f"/api/v1/incidents/{incident['id']}/updates", {
             "status": "resolved", "body": "Fixed.", "notify": False,
             "components": {str(live.components["Website"]): "operational"}})
+
+
+def test_a_maintenance_window_reads_as_its_date_and_hours_and_times_work_without_a_mouse(live, visitor):
+    """A future window is not "in 2 days until in 2 days": the date and hours in the visitor's zone,
+    the relative part only as a suffix; and a time's exact moment shows on keyboard focus."""
+    from datetime import UTC, datetime, timedelta
+
+    page = visitor
+    start = (datetime.now(UTC) + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    name = f"Window check {page.width_name} {page.scheme}"
+    code, m = api_call(live, "POST", "/api/v1/maintenances", {
+        "name": name, "scheduled_for": start.isoformat(), "scheduled_until": (start + timedelta(hours=2)).isoformat(),
+        "notify": False, "body": "Database upgrade."})
+    assert code == 201, m
+    wait_until_published(live, f"/incidents/{m['id']}", "data-window")
+    page.goto(live.url + f"/incidents/{m['id']}")
+    window = page.locator(".time-window")
+    # The hours in Paris (CET/CEST), not the site's UTC.
+    day, begin, end, same_day = page.evaluate("""(iso) => { const d = new Date(iso);
+      const e = new Date(d.getTime() + 2 * 3600 * 1000);
+      const o = {weekday: 'short', day: 'numeric', month: 'short'};
+      const dayOf = (x) => new Intl.DateTimeFormat('en-GB', o).format(x);
+      const hm = (x) => new Intl.DateTimeFormat('en-GB', {hour: '2-digit', minute: '2-digit'}).format(x);
+      return [dayOf(d), hm(d), hm(e), dayOf(d) === dayOf(e)]; }""", start.isoformat())
+    text = window.inner_text()
+    if same_day:
+        assert text.startswith(f"{day}, {begin} – {end} "), text
+    else:
+        assert text.startswith(f"{day}, {begin} "), text
+    assert re.search(r"(CET|CEST|GMT\+[12]) \(in 2 days\)$", text), text
+    assert "until" not in page.locator("article").inner_text().split("Scheduled for")[1].split("\n")[0]
+
+    # A past time (the update's) is relative; its exact moment is reachable by keyboard (a tap focuses it).
+    past = page.locator(".update-meta time").first
+    expect(past).to_have_text("just now")
+    past.focus()
+    expect(past).to_be_focused()
+    after = past.evaluate("(el) => getComputedStyle(el, '::after').content")
+    assert "CET" in after or "CEST" in after or "GMT+" in after, after
+    expect(page.locator("#time-zone-note")).to_contain_text("tap")
+    expect(page.locator("#time-zone-note")).not_to_contain_text("Hover a time")

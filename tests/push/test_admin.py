@@ -118,8 +118,10 @@ def test_triggers_and_settings_forms_save_and_change_what_is_sent(rq_app, sim, r
     page = _page(browser, "/admin/push")
     bad = _trigger_form(page, rq_api)
     bad["title-incident.created"] = "{site_name} {secret_key}"
-    browser.post("/admin/push", data=bad)
-    assert "unknown placeholder {secret_key}" in _flashes(_page(browser, "/admin/push"))
+    # The page comes back with the message next to the field and the typing kept.
+    page = browser.post("/admin/push", data=bad).get_data(as_text=True)
+    assert "The title uses {secret_key}, which is not a placeholder" in _flashes(page)
+    assert 'id="error-title_template-incident.created"' in page and 'value="{site_name} {secret_key}"' in page
     assert rq_api.get("/api/v1/triggers").json[0]["title_template"] != "{site_name} {secret_key}"
 
     page = _page(browser, "/admin/push")

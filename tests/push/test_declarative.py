@@ -179,7 +179,6 @@ def test_admin_settings_form_sets_the_payload_format(eager_app, eager_api):
     assert browser.post("/admin/push", data=form).status_code == 302
     assert eager_api.get("/api/v1/push/settings").json["payload_format"] == "declarative"
     assert '<option value="declarative" selected>' in browser.get("/admin/push").get_data(as_text=True)
-    browser.post("/admin/push", data={**form, "payload_format": "apple"})
-    page = browser.get("/admin/push").get_data(as_text=True)
-    assert "Choose the message format from the list." in page
+    page = browser.post("/admin/push", data={**form, "payload_format": "apple"}).get_data(as_text=True)
+    assert 'id="error-payload_format">Choose the message format from the list.' in page
     assert eager_api.get("/api/v1/push/settings").json["payload_format"] == "declarative"

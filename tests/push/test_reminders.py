@@ -281,9 +281,8 @@ def test_admin_page_sets_the_lead_times_and_previews_the_reminder_row(eager_app,
     form = {"section": "settings", "enabled": "1", "icon_url": "", "badge_url": ""}
     assert browser.post("/admin/push", data={**form, "maintenance_reminder_minutes": "1440, 60"}).status_code == 302
     assert eager_api.get("/api/v1/push/settings").json["maintenance_reminder_minutes"] == [1440, 60]
-    browser.post("/admin/push", data={**form, "maintenance_reminder_minutes": "an hour"})
-    page = browser.get("/admin/push").get_data(as_text=True)
-    assert "Enter the reminder lead times as a whole number" in page
+    page = browser.post("/admin/push", data={**form, "maintenance_reminder_minutes": "an hour"}).get_data(as_text=True)
+    assert "Enter the reminder lead times as a whole number" in page and 'value="an hour"' in page
     assert eager_api.get("/api/v1/push/settings").json["maintenance_reminder_minutes"] == [1440, 60]
     browser.post("/admin/push", data={**form, "maintenance_reminder_minutes": ""})
     assert eager_api.get("/api/v1/push/settings").json["maintenance_reminder_minutes"] == []
