@@ -234,6 +234,13 @@ def update_group(group: ComponentGroup, data: dict[str, Any]) -> ComponentGroup:
 
 
 def delete_group(group: ComponentGroup) -> None:
+    """Delete a group; its components stay, without a group. Refused when one of them would then
+    sit beside an ungrouped component of the same name (names are unique within their group)."""
+    ungrouped = db.session.execute(select(Component.name).where(Component.group_id.is_(None))).scalars().all()
+    for component in group.components:
+        if any(_same_name(component.name, name) for name in ungrouped):
+            raise ConflictError(f"Deleting “{group.name}” would put its “{component.name}” next to another "
+                                f"“{component.name}” without a group: rename one of them first.", field="name")
     for component in group.components:
         component.group_id = None
     db.session.delete(group)

@@ -315,6 +315,26 @@ def test_group_names_are_unique(app, api):
     assert api.patch(f"/api/v1/component-groups/{other}", json={"name": "core"}).status_code == 409
 
 
+def test_deleting_a_group_never_leaves_two_components_of_one_name_side_by_side(app, api, ui):
+    eu = api.post("/api/v1/component-groups", json={"name": "EU"}).get_json()["id"]
+    _component(api, "API", group_id=eu)
+    _component(api, "Web", group_id=eu)
+    _component(api, "api")  # ungrouped, same name ignoring case
+    r = api.delete(f"/api/v1/component-groups/{eu}")
+    assert r.status_code == 409 and "rename one of them first" in r.get_json()["error"]
+    page = ui.post(f"/admin/groups/{eu}/delete", data={"confirm": "yes"}, follow_redirects=True)
+    assert page.status_code == 200 and "would put its “API” next to another “API”" in page.get_data(as_text=True)
+    # Nothing changed: the group and its two components are still there.
+    rows = {(c["name"], c["group_id"]) for c in api.get("/api/v1/components").get_json()}
+    assert rows == {("API", eu), ("Web", eu), ("api", None)}
+    # Renamed, the group goes and its components stay, ungrouped.
+    moved = next(c["id"] for c in api.get("/api/v1/components").get_json() if c["name"] == "API")
+    assert api.patch(f"/api/v1/components/{moved}", json={"name": "API (EU)"}).status_code == 200
+    assert api.delete(f"/api/v1/component-groups/{eu}").status_code == 204
+    rows = {(c["name"], c["group_id"]) for c in api.get("/api/v1/components").get_json()}
+    assert rows == {("API (EU)", None), ("Web", None), ("api", None)}
+
+
 def _iso(delta_minutes: float) -> str:
     from datetime import timedelta
 
