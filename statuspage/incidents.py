@@ -501,6 +501,10 @@ def delete_incident(incident: Incident, *, restore_components: bool = True) -> d
     if incident.kind == "incident" and not incident.is_resolved and restore_components:
         for cid, status in _restored_components(incident, {}).items():
             set_component_status(get_component(cid), status, notify=False)
+    elif incident.kind == "maintenance" and incident.status in ACTIVE_MAINTENANCE_STATUSES and restore_components:
+        # A window deleted while open ends as completing it would: its components leave
+        # under_maintenance (unless another open maintenance still covers them), quietly.
+        _maintenance_component_states(incident, incident.status, "completed", notify=False)
     # Notifications not yet on their way (a component's debounce window) would point at a page
     # that no longer exists: they are dropped. Those already sending finish.
     db.session.execute(

@@ -245,6 +245,23 @@ def test_deleting_a_maintenance_through_its_own_path(app, api):
     assert api.get(f"/api/v1/maintenances/{m['id']}").status_code == 404
 
 
+def test_deleting_a_maintenance_in_progress_ends_its_components_maintenance(app, api):
+    db_id = _component(api, "Database")
+    cache = _component(api, "Cache")
+    first = api.post("/api/v1/maintenances", json={
+        "name": "DB upgrade", "status": "in_progress", "scheduled_for": _iso(-10), "scheduled_until": _iso(50),
+        "component_ids": [db_id, cache]}).get_json()
+    other = api.post("/api/v1/maintenances", json={
+        "name": "Cache resize", "status": "in_progress", "scheduled_for": _iso(-10), "scheduled_until": _iso(50),
+        "component_ids": [cache]}).get_json()
+    assert _statuses(app) == {"Database": "under_maintenance", "Cache": "under_maintenance"}
+    assert api.delete(f"/api/v1/maintenances/{first['id']}").status_code == 204
+    # Cache is still in the other open window; Database's window is gone.
+    assert _statuses(app) == {"Database": "operational", "Cache": "under_maintenance"}
+    assert api.delete(f"/api/v1/maintenances/{other['id']}").status_code == 204
+    assert _statuses(app) == {"Database": "operational", "Cache": "operational"}
+
+
 def test_form_delete_asks_first_saying_subscribers_were_notified(app, api, ui):
     incident = api.post("/api/v1/incidents", json={"name": "Login slow", "body": "b"}).get_json()["id"]
     with app.app_context():
