@@ -303,6 +303,26 @@ def test_form_edit_update_marks_it_edited(app, api, ui):
     assert "can be changed but not emptied" in r.get_data(as_text=True)
 
 
+def test_form_edit_and_postmortem_errors_stand_next_to_their_text_which_is_kept(app, api, ui):
+    incident = api.post("/api/v1/incidents", json={"name": "Login slow", "body": "typo"}).get_json()
+    update_id = incident["incident_updates"][0]["id"]
+    typed = "Fixed the typo\x07 but pasted a bell"
+    r = ui.post(f"/admin/incidents/{incident['id']}/updates/{update_id}/edit", data={"body": typed})
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200
+    assert f'id="error-edit-{update_id}-body"' in page and "control characters" in page
+    assert f'aria-describedby="error-edit-{update_id}-body">Fixed the typo' in page  # the typing is kept
+    assert '<details class="edit-update" open>' in page
+    assert api.get(f"/api/v1/incidents/{incident['id']}").get_json()["incident_updates"][0]["body"] == "typo"
+
+    api.post(f"/api/v1/incidents/{incident['id']}/updates", json={"status": "resolved", "body": "Done."})
+    r = ui.post(f"/admin/incidents/{incident['id']}/postmortem", data={"postmortem_body": "Root cause\x00"})
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and 'id="error-postmortem_body"' in page
+    assert 'aria-describedby="error-postmortem_body">Root cause' in page
+    assert api.get(f"/api/v1/incidents/{incident['id']}").get_json()["status"] == "resolved"
+
+
 # --- validation: unique names, past maintenance, messages next to fields, notify by trigger ---------
 
 def test_component_names_are_unique_within_their_group_ignoring_case(app, api):

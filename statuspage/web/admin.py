@@ -364,6 +364,12 @@ def incident(incident_id: int):
             data["restore_components"] = bool(form.get("restore_components"))
         if run_service(incidents_svc.post_update, item, data, success="Update posted.", labels=INCIDENT_LABELS):
             return redirect(url_for("admin.incident", incident_id=item.id))
+    return _incident_page(item, form=request.form)
+
+
+def _incident_page(item, *, form, edit: dict[str, Any] | None = None) -> str:
+    """The incident's admin page; `form` refills the composer, `edit` ({"id", "body"}) an update's
+    edit form, after a refused submission (the messages stand next to their fields)."""
     statuses = MAINTENANCE_STATUSES if item.kind == "maintenance" else INCIDENT_STATUSES
     # "postmortem" comes with publishing one (the Postmortem form), not with an update.
     statuses = [st for st in statuses if st != "postmortem" or item.status == "postmortem"]
@@ -371,15 +377,18 @@ def incident(incident_id: int):
         else ["maintenance.started", "maintenance.completed"]
     return render_template("admin/incident.html", incident=item, statuses=statuses, impacts=INCIDENT_IMPACTS,
                            components=components_svc.list_components(), component_statuses=COMPONENT_STATUSES,
-                           form=request.form, notify_events=events, picker=_picker_layout(), **_preview_context())
+                           form=form, edit=edit or {}, notify_events=events, picker=_picker_layout(),
+                           **_preview_context())
 
 
 @bp.post("/incidents/<int:incident_id>/postmortem")
 def postmortem(incident_id: int):
     item = incidents_svc.get_incident(incident_id)
     data = {"body": request.form.get("postmortem_body", ""), "notify": bool(request.form.get("postmortem_notify"))}
-    run_service(incidents_svc.publish_postmortem, item, data, success="Postmortem published.")
-    return redirect(url_for("admin.incident", incident_id=item.id) + "#postmortem")
+    if run_service(incidents_svc.publish_postmortem, item, data, success="Postmortem published.",
+                   scope="postmortem_", labels={"body": "the postmortem"}):
+        return redirect(url_for("admin.incident", incident_id=item.id) + "#postmortem")
+    return _incident_page(item, form={"postmortem_body": data["body"]})
 
 
 @bp.post("/incidents/<int:incident_id>/postmortem/delete")
@@ -399,8 +408,10 @@ def delete_postmortem(incident_id: int):
 def edit_update(incident_id: int, update_id: int):
     item = incidents_svc.get_incident(incident_id, kind=None)
     data = {"body": request.form.get("body", ""), "notify": bool(request.form.get("notify"))}
-    run_service(incidents_svc.edit_update, item, update_id, data, success="Update edited.")
-    return redirect(url_for("admin.incident", incident_id=item.id) + f"#update-{update_id}")
+    if run_service(incidents_svc.edit_update, item, update_id, data, success="Update edited.",
+                   scope=f"edit-{update_id}-", labels={"body": "the corrected text"}):
+        return redirect(url_for("admin.incident", incident_id=item.id) + f"#update-{update_id}")
+    return _incident_page(item, form={}, edit={"id": update_id, "body": data["body"]})
 
 
 @bp.post("/incidents/<int:incident_id>/delete")
