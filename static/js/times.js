@@ -50,19 +50,25 @@
     return null; // a month or more: the date itself says more
   }
 
+  // Formatters are made once: the page re-renders every <time> each minute.
+  const dateOnly = new Intl.DateTimeFormat(dateLang, { year: 'numeric', month: 'short', day: 'numeric' });
+  const dayOnly = new Intl.DateTimeFormat('en-CA', { year: 'numeric', month: '2-digit', day: '2-digit' });
+  const weekdayDay = new Intl.DateTimeFormat(dateLang, { weekday: 'short', day: 'numeric', month: 'short' });
+  const weekdayDayYear = new Intl.DateTimeFormat(dateLang, {
+    weekday: 'short', day: 'numeric', month: 'short', year: 'numeric',
+  });
+
   function dateText(when) {
-    return new Intl.DateTimeFormat(dateLang, { year: 'numeric', month: 'short', day: 'numeric' }).format(when);
+    return dateOnly.format(when);
   }
 
   // "Sat 30 Nov, 10:00 CET" (the year only when it is not this year's), in the visitor's zone.
   function dayKey(when) {
-    return new Intl.DateTimeFormat('en-CA', { year: 'numeric', month: '2-digit', day: '2-digit' }).format(when);
+    return dayOnly.format(when);
   }
   function dayText(when) {
     const withYear = new Date(when).getFullYear() !== new Date().getFullYear();
-    return new Intl.DateTimeFormat(dateLang, {
-      weekday: 'short', day: 'numeric', month: 'short', ...(withYear ? { year: 'numeric' } : {}),
-    }).format(when);
+    return (withYear ? weekdayDayYear : weekdayDay).format(when);
   }
   const hourOnly = new Intl.DateTimeFormat(dateLang, { hour: '2-digit', minute: '2-digit' });
   const hourZone = new Intl.DateTimeFormat(dateLang, { hour: '2-digit', minute: '2-digit', timeZoneName: 'short' });

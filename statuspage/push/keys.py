@@ -18,6 +18,7 @@ from ..extensions import db
 from ..models import Subscription, SubscriptionStatus, VapidKey
 from ..timeutil import utcnow
 from .crypto import generate_vapid_keypair, load_private_key, public_key_b64
+from .services import DNS_LABEL_RE
 
 
 class KeysUnavailable(RuntimeError):
@@ -51,7 +52,6 @@ def default_subject() -> str:
     return f"mailto:admin@{host}"
 
 
-_LABEL_RE = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 #: Names that never reach anyone (RFC 2606 / RFC 6761 / mDNS): Apple answers 403 BadJwtToken.
 _NO_MAIL_TLDS = ("localhost", "local", "invalid", "internal", "localdomain", "home", "lan")
 
@@ -66,7 +66,7 @@ def domain_problem(host: str) -> str | None:
         return f"{host} is not a public domain (localhost and local names are refused)"
     if host.replace(".", "").isdigit() or ":" in host or "[" in host:
         return f"{host} is an IP address, not a domain"
-    if len(host) > 253 or not all(_LABEL_RE.fullmatch(label) for label in labels) or not labels[-1].isalpha():
+    if len(host) > 253 or not all(DNS_LABEL_RE.fullmatch(label) for label in labels) or not labels[-1].isalpha():
         return f"{host} is not a valid domain name"
     return None
 

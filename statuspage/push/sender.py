@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 from ..validation import ascii_int
 from .crypto import MAX_PLAINTEXT, VapidSigner, encrypt_aes128gcm, endpoint_origin, topic_hash
 from .http1 import HTTP1Transport
-from .services import PushService, push_service
+from .services import PushService, push_service, service_of_host
 from .transport import Limits, OnDone, Origin, Response, Transport
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,6 @@ _USER_AGENT = ("User-Agent", "statuspage-push/1")
 _ENCODING = ("Content-Encoding", "aes128gcm")
 _CONTENT_TYPE = ("Content-Type", "application/octet-stream")
 _WNS_NO_CACHE = ("X-WNS-Cache-Policy", "no-cache")
-_WNS_SUFFIX = ".notify.windows.com"
 
 
 class PushOutcome(enum.StrEnum):
@@ -415,7 +414,7 @@ class PushSender:
         headers = (_USER_AGENT, ("TTL", str(ttl)), ("Urgency", urgency),
                    *((("Topic", self._topic(push.topic)),) if push.topic else ()),
                    # WNS keeps a message for an offline device unless told not to: TTL 0 means now or never.
-                   *((_WNS_NO_CACHE,) if ttl == 0 and target.origin.host.endswith(_WNS_SUFFIX) else ()),
+                   *((_WNS_NO_CACHE,) if ttl == 0 and service_of_host(target.origin.host) is PushService.WNS else ()),
                    _ENCODING, _CONTENT_TYPE, ("Authorization", authorization))
         return transport.submit(target.origin, target.host_header, target.path, headers, body,
                                 time.monotonic() + self.timeout, on_done)

@@ -22,10 +22,12 @@ not measured from here (no test reaches the real services), so this table follow
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-__all__ = ["KNOWN_SERVICES", "PushService", "ServiceInfo", "push_service", "smallest_max_body"]
+__all__ = ["DNS_LABEL_RE", "KNOWN_SERVICES", "PushService", "ServiceInfo", "push_service", "service_of_host",
+           "smallest_max_body"]
 
 
 class PushService(enum.StrEnum):
@@ -52,16 +54,26 @@ KNOWN_SERVICES: tuple[ServiceInfo, ...] = (
 )
 
 
+#: One DNS label (lower case): what endpoint hosts and VAPID subject domains are made of.
+DNS_LABEL_RE = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def service_of_host(host: str) -> PushService:
+    """Which push service a (lower-case) host belongs to: an exact host, or a subdomain of a
+    suffix (OTHER when none is known). The allow-list of endpoints is this same rule."""
+    for info in KNOWN_SERVICES:
+        if host in info.hosts or any(host.endswith(s) and len(host) > len(s) for s in info.suffixes):
+            return info.service
+    return PushService.OTHER
+
+
 def push_service(endpoint: str) -> PushService:
     """Which push service an endpoint belongs to, by its host (OTHER when none is known)."""
     try:
         host = (urlsplit(endpoint).hostname or "").lower()
     except ValueError:
         return PushService.OTHER
-    for info in KNOWN_SERVICES:
-        if host in info.hosts or any(host.endswith(s) and len(host) > len(s) for s in info.suffixes):
-            return info.service
-    return PushService.OTHER
+    return service_of_host(host)
 
 
 def smallest_max_body() -> int:

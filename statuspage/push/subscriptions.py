@@ -20,11 +20,12 @@ from ..extensions import db
 from ..models import Component, Delivery, Subscription, SubscriptionStatus, subscription_components
 from ..timeutil import iso, utcnow
 from .crypto import validate_auth, validate_p256dh
-from .services import KNOWN_SERVICES, PushService
+from .services import DNS_LABEL_RE, KNOWN_SERVICES, PushService, service_of_host
 
-# Hosts of the browser push services (exact host or any subdomain of the suffixes).
-PUSH_SERVICE_HOSTS = ("fcm.googleapis.com", "updates.push.services.mozilla.com")
-PUSH_SERVICE_SUFFIXES = (".push.apple.com", ".notify.windows.com")
+# Hosts of the browser push services (exact host or any subdomain of the suffixes), from
+# services.KNOWN_SERVICES: one list for the allow-list and for each service's quirks.
+PUSH_SERVICE_HOSTS = tuple(host for info in KNOWN_SERVICES for host in info.hosts)
+PUSH_SERVICE_SUFFIXES = tuple(suffix for info in KNOWN_SERVICES for suffix in info.suffixes)
 MAX_ENDPOINT = 2048
 SUBSCRIBE_FIELDS = ("endpoint", "expirationTime", "keys", "components", "oldEndpoint", "maintenance", "resolved")
 # The visitor's choices besides components: request field -> Subscription column. Both default to
@@ -39,7 +40,6 @@ RESOLVED_EVENTS = ("incident.resolved", "component.recovered")
 # A push service host as it appears in the URL: DNS labels only, optional numeric port. Anything
 # else (percent-escapes, empty labels, "[...]", ";", an empty port) is refused before the allow-list.
 _NETLOC_RE = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?")
-_LABEL_RE = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 # Checked again before every send, so it is on the fan-out's hot path: a regex instead of a
 # per-character generator, and the configured origins normalized once per configuration.
 _CONTROL_OR_SPACE_RE = re.compile(r"[\x00-\x20\x7f]")
@@ -121,14 +121,14 @@ def endpoint_problem(url: Any) -> str | None:
         except ValueError:
             pass
     labels = host.split(".")
-    if not _NETLOC_RE.fullmatch(parts.netloc) or not all(_LABEL_RE.fullmatch(label) for label in labels):
+    if not _NETLOC_RE.fullmatch(parts.netloc) or not all(DNS_LABEL_RE.fullmatch(label) for label in labels):
         return "endpoint host is not a valid DNS name"
     if any(label[2:4] == "--" for label in labels):
         # IDNA: "xn--" labels are punycode for non-ASCII names (look-alikes such as
         # "xn--80ak6aa92e.push.apple.com"), and any other "??--" label is reserved. No push service
         # uses one, so none is accepted, not even under an allowed suffix.
         return "endpoint host must not contain IDNA (xn--) or other reserved ??-- labels"
-    if host in PUSH_SERVICE_HOSTS or any(host.endswith(s) and len(host) > len(s) for s in PUSH_SERVICE_SUFFIXES):
+    if service_of_host(host) is not PushService.OTHER:
         return None
     return f"endpoint host {host} is not a known push service"
 

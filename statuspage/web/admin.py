@@ -119,9 +119,7 @@ def run_service(fn, *args, success: str | None = None, scope: str = "", labels: 
         commit()
     except ServiceError as exc:
         rollback()
-        message = plain_message(exc.message, exc.field, labels)
-        g.setdefault("form_errors", {})[scope + form_field(exc.field)] = message
-        flash(message, "error")
+        _keep_form_error(exc, scope, labels)
         return None
     if success:
         flash(success, "success")
@@ -202,10 +200,15 @@ def _form_data(build, form, scope: str) -> dict[str, Any] | None:
     try:
         return build(form)
     except ServiceError as exc:
-        message = plain_message(exc.message, exc.field)
-        g.setdefault("form_errors", {})[scope + form_field(exc.field)] = message
-        flash(message, "error")
+        _keep_form_error(exc, scope)
         return None
+
+
+def _keep_form_error(exc: ServiceError, scope: str = "", labels: dict[str, str] | None = None) -> None:
+    """Flash a service error in plain words and keep it for the field it is about."""
+    message = plain_message(exc.message, exc.field, labels)
+    g.setdefault("form_errors", {})[scope + form_field(exc.field)] = message
+    flash(message, "error")
 
 
 def _component_data(form) -> dict[str, Any]:
@@ -346,7 +349,7 @@ def new_incident():
                                labels=INCIDENT_LABELS)
         if incident:
             return redirect(url_for("admin.incident", incident_id=incident.id))
-    return render_template("admin/incident_new.html", form=form, components=components_svc.list_components(),
+    return render_template("admin/incident_new.html", form=form,
                            statuses=INCIDENT_STATUSES, impacts=INCIDENT_IMPACTS, component_statuses=COMPONENT_STATUSES,
                            notify_events=["incident.created"], picker=_picker_layout(), **_preview_context())
 
@@ -376,7 +379,7 @@ def _incident_page(item, *, form, edit: dict[str, Any] | None = None) -> str:
     events = ["incident.updated", "incident.resolved"] if item.kind == "incident" \
         else ["maintenance.started", "maintenance.completed"]
     return render_template("admin/incident.html", incident=item, statuses=statuses, impacts=INCIDENT_IMPACTS,
-                           components=components_svc.list_components(), component_statuses=COMPONENT_STATUSES,
+                           component_statuses=COMPONENT_STATUSES,
                            form=form, edit=edit or {}, notify_events=events, picker=_picker_layout(),
                            **_preview_context())
 
@@ -496,7 +499,7 @@ def new_maintenance():
             return redirect(url_for("admin.incident", incident_id=maintenance.id))
     errors = g.get("form_errors", {})
     ask_past = any("in the past" in errors.get(f, "") for f in ("scheduled_for", "scheduled_until"))
-    return render_template("admin/maintenance_new.html", form=form, components=components_svc.list_components(),
+    return render_template("admin/maintenance_new.html", form=form,
                            now=utcnow(), ask_past=ask_past, notify_events=MAINTENANCE_EVENTS,
                            picker=_picker_layout(), **_preview_context())
 
